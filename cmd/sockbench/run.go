@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/sockbench/sockbench/internal/plan"
+	"github.com/sockbench/sockbench/internal/result"
+	"github.com/sockbench/sockbench/reporters"
+	"github.com/sockbench/sockbench/scenarios"
+)
+
+const runUsage = `
+Usage: sockbench run SCENARIO|FILE.yaml [flags]
+
+Runs a built-in scenario (see 'sockbench scenarios') or a scenario file.
+With no target, sockbench starts its reference server in-process on loopback.
+Prints one progress line per second to stderr, a summary to stdout, and
+writes the result JSON (default ./sockbench-results/NAME-TIME.json).
+
+Examples:
+  sockbench run echo
+  sockbench run echo --conns 2000 --rate 20000 --duration 10s
+  sockbench run echo --target ws://127.0.0.1:8080/echo
+  sockbench run echo --target wss://example.test/ws --insecure
+  sockbench run echo-tcp --target tcp://127.0.0.1:9000
+  sockbench run echo-udp --timeout 500ms --out udp.json
+  sockbench run my-scenario.yaml --duration 1m`
+
+func runCmd() command {
+	return command{
+		summary: "run a scenario against a target (or the embedded reference server)",
+		usage:   runUsage,
+		flags: func(fs *pflag.FlagSet) func([]string, io.Writer, io.Writer) error {
+			var o scenarios.Overrides
+			conns := fs.Int("conns", 0, "connections in every phase")
+			connectRate := fs.Float64("connect-rate", 0, "new connections per second while ramping")
+			rate := fs.Float64("rate", 0, "total send rate in msg/s across all connections (open loop)")
+			perConn := fs.Float64("per-conn-rate", 0, "send rate in msg/s per connection (open loop)")
+			duration := fs.Duration("duration", 0, "measured duration of every phase, e.g. 20s")
+			warmup := fs.Duration("warmup", 0, "warm-up after the ramp, excluded from results, e.g. 3s")
+			size := fs.Int("size", 0, "message payload bytes, measurement header included")
+			target := fs.String("target", "", "target URL: ws://, wss://, tcp://host:port, udp://host:port (default: embedded reference server)")
+			timeout := fs.Duration("timeout", 0, "loss timeout: a UDP reply later than this is lost; also the drain window at the end (default 1s)")
+			insecure := fs.Bool("insecure", false, "wss: do not verify the server's certificate")
+			out := fs.String("out", "", "result JSON file (default ./sockbench-results/NAME-TIME.json)")
+			eng := fs.String("engine", "goroutine", "engine: goroutine")
+			quiet := fs.Bool("quiet", false, "no progress lines")
+			return func(args []string, stdout, stderr io.Writer) error {
+				if len(args) != 1 {
+					return &usageError{"run takes one scenario name or file (see sockbench scenarios)"}
+				}
+				set := func(name string) bool { return fs.Changed(name) }
+				if set("conns") {
+					o.Conns = conns
+				}
+				if set("connect-rate") {
+					o.ConnectRate = connectRate
+				}
+				if set("rate") {
+					o.Rate = rate
+				}
+				if set("per-conn-rate") {
+					o.PerConnRate = perConn
+				}
+				if set("duration") {
+					o.Duration = duration
+				}
+				if set("warmup") {
+					o.Warmup = warmup
+				}
+				if set("size") {
+					o.Size = size
+				}
+				if set("target") {
+					o.Target = target
+				}
+				if set("timeout") {
+					o.Timeout = timeout
+				}
+				if set("insecure") {
+					o.Insecure = insecure
+				}
+				return runScenario(args[0], o, runFlags{out: *out, engine: *eng, quiet: *quiet}, stdout, stderr)
+			}
+		},
+	}
+}
+
+type runFlags struct {
+	out    string
+	engine string
+	quiet  bool
+}
+
+func loadSpec(arg string) (*scenarios.Spec, error) {
+	if strings.HasSuffix(arg, ".yaml") || strings.HasSuffix(arg, ".yml") || strings.ContainsRune(arg, os.PathSeparator) {
+		return scenarios.Load(arg)
+	}
+	if s, ok := scenarios.Builtin(arg); ok {
+		return s, nil
+	}
+	var names []string
+	for _, s := range scenarios.Builtins() {
+		names = append(names, s.Name)
+	}
+	return nil, &usageError{fmt.Sprintf("no built-in scenario %q and not a .yaml file (built-ins: %s)", arg, strings.Join(names, ", "))}
+}
+
+func runScenario(arg string, o scenarios.Overrides, f runFlags, stdout, stderr io.Writer) error {
+	spec, err := loadSpec(arg)
+	if err != nil {
+		return err
+	}
+	spec.Apply(o)
+	limit := raiseOpenFiles()
+	p, err := spec.Plan(scenarios.Limits{MaxConns: maxConns(limit, spec)})
+	if err != nil {
+		return err
+	}
+	if f.engine != "goroutine" && f.engine != "" {
+		return &usageError{fmt.Sprintf("--engine: unknown engine %q (want goroutine)", f.engine)}
+	}
+	path := f.out
+	if path == "" {
+		path = filepath.Join("sockbench-results", fmt.Sprintf("%s-%s.json", p.Name, time.Now().Format("20060102-150405")))
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second Ctrl-C kills the process at once
+	}()
+
+	fmt.Fprintf(stderr, "sockbench: %s\n", p.Describe())
+	opts := scenarios.RunOptions{
+		Engine: f.engine, Version: version, OpenFiles: limit,
+		Logf: func(format string, args ...any) {}, // per-connection events are counted, not logged
+	}
+	if !f.quiet {
+		opts.Interval = func(iv result.Interval, p *plan.Plan) {
+			reporters.Progress(stderr, iv, iv.PlannedRate)
+		}
+	}
+	r, err := scenarios.Run(ctx, spec, p, opts)
+	if err != nil {
+		return err
+	}
+	if err := reporters.Text(stdout, r); err != nil {
+		return err
+	}
+	if err := result.WriteFile(path, r); err != nil {
+		return &scenarios.RunError{Err: err}
+	}
+	fmt.Fprintf(stderr, "sockbench: result written to %s\n", path)
+	if r.Interrupted {
+		fmt.Fprintf(stderr, "sockbench: interrupted; the result holds what was measured\n")
+	}
+	return nil
+}
+
+// reservedFiles are descriptors kept for the process itself (binary, logs,
+// result file, listeners, epoll).
+const reservedFiles = 64
+
+// raiseOpenFiles raises the soft open-files limit to the hard limit and
+// returns the limit now in force.
+func raiseOpenFiles() uint64 {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+		_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	return lim.Cur
+}
+
+// maxConns is how many connections the limit allows: each needs one
+// descriptor, two when the embedded server holds the other end in this
+// process (one shared socket for UDP).
+func maxConns(limit uint64, spec *scenarios.Spec) int {
+	if limit == 0 || limit > 1<<30 {
+		return 0
+	}
+	n := int(limit) - reservedFiles
+	if spec.EmbeddedStream() {
+		n /= 2
+	}
+	return max(n, 1)
+}

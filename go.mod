@@ -1,0 +1,12 @@
+module github.com/sockbench/sockbench
+
+go 1.26.8
+
+require (
+	github.com/HdrHistogram/hdrhistogram-go v1.4.0
+	github.com/gobwas/ws v1.5.0
+	github.com/spf13/pflag v1.1.0
+	go.yaml.in/yaml/v3 v3.0.6
+)
+
+require github.com/gobwas/httphead v0.1.0 // indirect

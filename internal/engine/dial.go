@@ -1,0 +1,132 @@
+package engine
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/sockbench/sockbench/internal/metrics"
+	"github.com/sockbench/sockbench/internal/plan"
+	"github.com/sockbench/sockbench/internal/wire"
+)
+
+// dialed is a connection with its handshake done.
+type dialed struct {
+	nc       net.Conn
+	leftover []byte // bytes read past the handshake, to parse first
+}
+
+// dial opens one connection to t: TCP connect, then TLS and the WebSocket
+// upgrade for ws/wss; a connected UDP socket for udp.
+func dial(ctx context.Context, t plan.Target, timeout time.Duration) (dialed, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	switch t.Transport {
+	case plan.UDP:
+		var d net.Dialer
+		nc, err := d.DialContext(ctx, "udp", t.Addr)
+		return dialed{nc: nc}, err
+	case plan.TCP:
+		d := net.Dialer{}
+		nc, err := d.DialContext(ctx, "tcp", t.Addr)
+		return dialed{nc: nc}, err
+	}
+	d := ws.Dialer{Timeout: timeout}
+	if t.TLS {
+		d.TLSConfig = &tls.Config{InsecureSkipVerify: t.Insecure} //nolint:gosec // --insecure is the user's explicit choice
+	}
+	nc, br, _, err := d.Dial(ctx, t.URL)
+	if err != nil {
+		if nc != nil {
+			nc.Close()
+		}
+		if _, ok := err.(net.Error); ok || isDialErr(err) {
+			return dialed{}, err
+		}
+		return dialed{}, &metrics.HandshakeError{Err: err}
+	}
+	out := dialed{nc: nc}
+	if br != nil {
+		if n := br.Buffered(); n > 0 {
+			out.leftover = make([]byte, n)
+			_, _ = br.Read(out.leftover)
+		}
+		ws.PutReader(br)
+	}
+	return out, nil
+}
+
+func isDialErr(err error) bool {
+	_, ok := err.(*net.OpError)
+	return ok
+}
+
+// newCodec returns the framing for a connection of plan p.
+func newCodec(p *plan.Plan, id uint32) wire.Codec {
+	max := max(p.MaxSize(), 1<<16) + 64
+	switch p.Target.Transport {
+	case plan.UDP:
+		return wire.Datagram{}
+	case plan.TCP:
+		switch p.Framing {
+		case plan.Line:
+			return wire.Line{Max: max}
+		case plan.Raw:
+			return wire.Raw{Size: p.Phases[0].Size}
+		}
+		return wire.Len32{Max: max}
+	}
+	return wire.NewWSClient(max, false, uint64(id)*0x9E3779B97F4A7C15+1)
+}
+
+// probe checks the target answers within the connect timeout: a connection
+// (with handshake) for ws and tcp; an echoed probe datagram for udp.
+func probe(ctx context.Context, p *plan.Plan) error {
+	t := p.Target
+	d, err := dial(ctx, t, p.ConnectTimeout)
+	if err != nil {
+		return fmt.Errorf("target %s unreachable: %w", t.URL, err)
+	}
+	defer d.nc.Close()
+	if t.Transport != plan.UDP {
+		return nil
+	}
+	buf := make([]byte, max(p.Phases[0].Size, wire.HeaderSize))
+	wire.Pad(buf)
+	h := wire.Header{Flags: wire.FlagProbe}
+	h.Put(buf)
+	deadline := time.Now().Add(p.ConnectTimeout)
+	_ = d.nc.SetDeadline(deadline)
+	rb := make([]byte, 65536)
+	// Resend a few times: a lost probe datagram is not an unreachable target.
+	for time.Now().Before(deadline) {
+		if _, err := d.nc.Write(buf); err != nil {
+			return fmt.Errorf("target %s unreachable: %w", t.URL, err)
+		}
+		_ = d.nc.SetReadDeadline(minTime(deadline, time.Now().Add(200*time.Millisecond)))
+		n, err := d.nc.Read(rb)
+		if err == nil {
+			var got wire.Header
+			if got.Decode(rb[:n]) == nil && got.Flags&wire.FlagProbe != 0 {
+				return nil
+			}
+			continue
+		}
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			continue
+		}
+		return fmt.Errorf("target %s unreachable: %w", t.URL, err)
+	}
+	return fmt.Errorf("target %s unreachable: no UDP echo of a probe datagram within %s", t.URL, p.ConnectTimeout)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

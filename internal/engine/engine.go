@@ -1,0 +1,181 @@
+// Package engine opens connections, sends on schedule and parses replies,
+// recording every message into a metrics.Set. An Engine is the
+// transport-and-concurrency half (goroutine per connection today, epoll event
+// loops later); Drive is the timeline every engine shares: ramp, warm-up,
+// measured phases, drain.
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sockbench/sockbench/internal/metrics"
+	"github.com/sockbench/sockbench/internal/plan"
+)
+
+// Clock is the run's one monotonic clock: nanoseconds since the run started.
+// Header timestamps and all latencies use it; never the wall clock.
+type Clock struct{ start time.Time }
+
+// NewClock starts a clock at zero now.
+func NewClock() Clock { return Clock{start: time.Now()} }
+
+// Now is nanoseconds since the clock started (monotonic).
+func (c Clock) Now() int64 { return int64(time.Since(c.start)) }
+
+// At is the wall time of a clock reading, for timers.
+func (c Clock) At(ns int64) time.Time { return c.start.Add(time.Duration(ns)) }
+
+// Start is the wall time the clock started.
+func (c Clock) Start() time.Time { return c.start }
+
+// Config is what an engine needs to run a plan.
+type Config struct {
+	Plan  *plan.Plan
+	Set   *metrics.Set
+	Clock Clock
+	Logf  func(format string, args ...any) // rare events only; may be nil
+}
+
+// Engine is the transport half of a run. Drive calls its methods from one
+// goroutine in this order: Probe, Pace, Scale (and later Pace/Scale per
+// phase), Stop, Outstanding while draining, Close.
+type Engine interface {
+	// Name is the engine's name as reported ("goroutine", "epoll").
+	Name() string
+	// Probe checks the target answers: one connection (or, for UDP, one probe
+	// datagram echoed) within the connect timeout. It records nothing.
+	Probe(ctx context.Context) error
+	// Pace sets the send schedule of every connection, present and future,
+	// from fromNs on: open loop at ph.PerConnRate, or closed loop with
+	// ph.InFlight outstanding, payloads of ph.Size bytes.
+	Pace(fromNs int64, ph plan.Phase)
+	// Scale opens or retires connections until n are open, opening at most
+	// rate per second (0: no limit). It returns when every dial it started has
+	// finished, or when ctx is done.
+	Scale(ctx context.Context, n int, rate float64) error
+	// Stop ends sending: no message intended at or after atNs is sent.
+	Stop(atNs int64)
+	// Outstanding is the number of messages sent and not yet answered or
+	// counted lost.
+	Outstanding() int64
+	// Close closes every connection, counts messages still awaited as in
+	// flight (or lost, for UDP past the timeout) and waits for goroutines.
+	Close()
+}
+
+// New returns the named engine.
+func New(name string, cfg Config) (Engine, error) {
+	switch name {
+	case "", "goroutine":
+		return NewGoroutine(cfg), nil
+	}
+	return nil, fmt.Errorf("unknown engine %q (want goroutine)", name)
+}
+
+// Timeline is when each stage of a run happened, ns on the run clock.
+type Timeline struct {
+	RampEnd     int64
+	Start       int64 // measured window start (end of warm-up)
+	End         int64 // measured window end (last scheduled send)
+	DrainEnd    int64
+	PhaseStarts []int64 // one per phase that began
+	Interrupted bool
+}
+
+// Hooks lets the runner follow the timeline.
+type Hooks struct {
+	// Phase is called when phase i begins (-1: ramp and warm-up).
+	Phase func(i int, startNs int64)
+}
+
+// Drive runs p on e: it paces phase 0 from the start, ramps to its
+// connections, waits the warm-up, opens the measured window, runs each phase
+// for its duration (scaling and re-pacing at each boundary), stops sending,
+// drains replies for up to p.Timeout, and closes. When ctx is cancelled it
+// stops at once, closes and returns the timeline so far with Interrupted set.
+func Drive(ctx context.Context, e Engine, p *plan.Plan, clk Clock, set *metrics.Set, h Hooks) Timeline {
+	var tl Timeline
+	phase := func(i int, ns int64) {
+		if h.Phase != nil {
+			h.Phase(i, ns)
+		}
+	}
+	stopNow := func() Timeline {
+		now := clk.Now()
+		e.Stop(now)
+		if tl.Start == 0 || tl.Start > now {
+			tl.Start = now // interrupted before the measured window began
+		}
+		tl.End, tl.DrainEnd, tl.Interrupted = now, now, true
+		e.Close()
+		return tl
+	}
+
+	phase(-1, 0)
+	e.Pace(0, p.Phases[0])
+	if err := e.Scale(ctx, p.Phases[0].Conns, p.Phases[0].ConnectRate); err != nil || ctx.Err() != nil {
+		return stopNow()
+	}
+	tl.RampEnd = clk.Now()
+	tl.Start = tl.RampEnd + int64(p.Warmup)
+	// Set before it begins, so that every message intended at or after
+	// Start is classified as measured on both its send and its reply.
+	set.Win.SetStart(tl.Start)
+	if !sleepUntil(ctx, clk, tl.Start) {
+		return stopNow()
+	}
+
+	at := tl.Start
+	scaleDone := make(chan struct{})
+	close(scaleDone)
+	for i, ph := range p.Phases {
+		tl.PhaseStarts = append(tl.PhaseStarts, at)
+		phase(i, at)
+		if i > 0 {
+			e.Pace(at, ph)
+			// Ramp inside the phase; the previous ramp, if any, has had its
+			// phase to finish.
+			<-scaleDone
+			scaleDone = make(chan struct{})
+			go func(n int, rate float64, done chan struct{}) {
+				defer close(done)
+				_ = e.Scale(ctx, n, rate)
+			}(ph.Conns, ph.ConnectRate, scaleDone)
+		}
+		at += int64(ph.Duration)
+		if !sleepUntil(ctx, clk, at) {
+			<-scaleDone
+			return stopNow()
+		}
+	}
+	<-scaleDone
+	tl.End = at
+	e.Stop(tl.End)
+
+	deadline := tl.End + int64(p.Timeout)
+	for e.Outstanding() > 0 && clk.Now() < deadline && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	tl.DrainEnd = clk.Now()
+	tl.Interrupted = ctx.Err() != nil
+	e.Close()
+	return tl
+}
+
+// sleepUntil waits until the clock reads ns; false if ctx ended first.
+func sleepUntil(ctx context.Context, clk Clock, ns int64) bool {
+	d := time.Duration(ns - clk.Now())
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,220 @@
+// Package metrics holds the recorders: HDR histograms and exact counters kept
+// per writer (an event loop, or a shard of connections in the goroutine
+// engine), rolled up each second into the interval series and at the end into
+// the Result. Every value is in nanoseconds on the run's monotonic clock.
+package metrics
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/sockbench/sockbench/internal/result"
+)
+
+// Histogram indexes.
+const (
+	hLatency = iota
+	hService
+	hConnect
+	hSendLag
+	numHists
+)
+
+var histNames = [numHists]string{result.Latency, result.ServiceTime, result.Connect, result.SendLag}
+
+// Window decides which messages are measured: those whose intended send time
+// is at or after Start. Start is unknown until the first ramp and the warm-up
+// are over, so until it is set every message is a warm-up message.
+type Window struct{ start atomic.Int64 }
+
+// NewWindow returns a window whose measured part has not begun.
+func NewWindow() *Window {
+	w := &Window{}
+	w.start.Store(math.MaxInt64)
+	return w
+}
+
+// SetStart opens the measured window at ns.
+func (w *Window) SetStart(ns int64) { w.start.Store(ns) }
+
+// Measured reports whether a message intended for ns is measured.
+func (w *Window) Measured(ns int64) bool { return ns >= w.start.Load() }
+
+type counts struct {
+	sent, received, lost, inflight, dup, reordered, late, unexpected int64
+	warmSent, warmRecv                                               int64
+	bytesSent, bytesRecv                                             int64
+	opened, failed, dropped, closed                                  int64
+	errors                                                           [NumErrorClasses]int64
+}
+
+// Recorder is one writer's histograms and counters. Its methods are safe for
+// concurrent use (a mutex, uncontended when one event loop owns it) and do
+// not allocate.
+type Recorder struct {
+	win   *Window
+	mu    sync.Mutex
+	cum   [numHists]*hdr.Histogram // measured window
+	ivl   [numHists]*hdr.Histogram // current interval, warm-up included
+	spare [numHists]*hdr.Histogram // swapped with ivl each interval; owned by the collector
+	c     counts                   // whole run (message counts: measured only)
+	ic    counts                   // current interval, warm-up included
+}
+
+func newRecorder(win *Window) *Recorder {
+	r := &Recorder{win: win}
+	for i := range numHists {
+		r.cum[i] = result.NewHistogram()
+		r.ivl[i] = result.NewHistogram()
+		r.spare[i] = result.NewHistogram()
+	}
+	return r
+}
+
+func record(h *hdr.Histogram, v int64) {
+	if v < 0 {
+		v = 0
+	}
+	if v > result.HighestNs {
+		v = result.HighestNs
+	}
+	_ = h.RecordValue(v) // cannot fail inside the clamped range
+}
+
+// Sent counts one message of n bytes (framing included) handed to the kernel
+// at sent ns, scheduled for intended ns.
+func (r *Recorder) Sent(intended, sent int64, n int) {
+	lag := sent - intended
+	r.mu.Lock()
+	if r.win.Measured(intended) {
+		r.c.sent++
+		record(r.cum[hSendLag], lag)
+	} else {
+		r.c.warmSent++
+	}
+	r.ic.sent++
+	record(r.ivl[hSendLag], lag)
+	r.c.bytesSent += int64(n)
+	r.mu.Unlock()
+}
+
+// Received records one reply of n bytes that arrived at now ns for a message
+// scheduled at intended and sent at sent: latency now-intended, service time
+// now-sent.
+func (r *Recorder) Received(intended, sent, now int64, n int) {
+	r.mu.Lock()
+	if r.win.Measured(intended) {
+		r.c.received++
+		record(r.cum[hLatency], now-intended)
+		record(r.cum[hService], now-sent)
+	} else {
+		r.c.warmRecv++
+	}
+	r.ic.received++
+	record(r.ivl[hLatency], now-intended)
+	r.c.bytesRecv += int64(n)
+	r.mu.Unlock()
+}
+
+// Bytes counts received bytes that carried no measured message (control
+// frames, garbage).
+func (r *Recorder) Bytes(n int) {
+	r.mu.Lock()
+	r.c.bytesRecv += int64(n)
+	r.mu.Unlock()
+}
+
+// Lost counts n messages that will never be answered; measured says whether
+// they belong to the measured window.
+func (r *Recorder) Lost(n int64, measured bool) {
+	if n <= 0 {
+		return
+	}
+	r.mu.Lock()
+	if measured {
+		r.c.lost += n
+	}
+	r.ic.lost += n
+	r.mu.Unlock()
+}
+
+// Anomaly kinds for replies that are not plain latency samples.
+type Anomaly uint8
+
+// Anomalies.
+const (
+	Duplicate  Anomaly = iota // a second reply to one message
+	Reordered                 // a reply overtaken by a reply to a later message (still a sample)
+	Late                      // a reply after its message was counted lost (not a sample)
+	Unexpected                // a reply to a message never sent
+)
+
+// Anomaly counts one event of kind k.
+func (r *Recorder) Anomaly(k Anomaly) {
+	r.mu.Lock()
+	switch k {
+	case Duplicate:
+		r.c.dup++
+	case Reordered:
+		r.c.reordered++
+	case Late:
+		r.c.late++
+	case Unexpected:
+		r.c.unexpected++
+	}
+	r.mu.Unlock()
+}
+
+// Connected records a connection established after d ns of connect and
+// handshake.
+func (r *Recorder) Connected(d int64) {
+	r.mu.Lock()
+	r.c.opened++
+	record(r.cum[hConnect], d)
+	record(r.ivl[hConnect], d)
+	r.mu.Unlock()
+}
+
+// ConnFailed counts a failed connection attempt of class c.
+func (r *Recorder) ConnFailed(c ErrorClass) {
+	r.mu.Lock()
+	r.c.failed++
+	r.c.errors[c]++
+	r.ic.errors[c]++
+	r.mu.Unlock()
+}
+
+// ConnDropped counts an established connection lost to an error of class c.
+func (r *Recorder) ConnDropped(c ErrorClass) {
+	r.mu.Lock()
+	r.c.dropped++
+	r.c.errors[c]++
+	r.ic.errors[c]++
+	r.mu.Unlock()
+}
+
+// ConnClosed counts a connection closed by sockbench.
+func (r *Recorder) ConnClosed() {
+	r.mu.Lock()
+	r.c.closed++
+	r.mu.Unlock()
+}
+
+// Error counts an error of class c that did not end a connection (a
+// protocol error on one UDP datagram, say).
+func (r *Recorder) Error(c ErrorClass) {
+	r.mu.Lock()
+	r.c.errors[c]++
+	r.ic.errors[c]++
+	r.mu.Unlock()
+}
+
+// InFlight counts measured messages still awaited when the drain ended.
+func (r *Recorder) InFlight(n int64) {
+	r.mu.Lock()
+	r.c.inflight += n
+	r.mu.Unlock()
+}

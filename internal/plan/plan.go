@@ -1,0 +1,125 @@
+// Package plan holds a scenario resolved into what the engine executes: the
+// target, the transport framing, the pacing mode and the phases with their
+// connection counts, rates and payload sizes. A Plan is validated by the
+// scenarios package before an engine sees it; engines trust it.
+package plan
+
+import (
+	"fmt"
+	"time"
+)
+
+// Transport is the protocol a connection speaks.
+type Transport string
+
+// Transports sockbench drives.
+const (
+	WS  Transport = "ws"  // WebSocket over TCP; wss when Target.TLS is set.
+	TCP Transport = "tcp" // TCP stream with a Framing.
+	UDP Transport = "udp" // one message per datagram, connected UDP socket.
+)
+
+// Framing is how messages are delimited on a TCP stream.
+type Framing string
+
+// TCP framings.
+const (
+	Len32 Framing = "len32" // 4-byte big-endian length, then the payload.
+	Line  Framing = "line"  // text header and padding, ended by '\n'.
+	Raw   Framing = "raw"   // fixed-size records of Phase.Size bytes, no delimiter.
+)
+
+// Mode is the pacing discipline.
+type Mode string
+
+// Pacing modes.
+const (
+	// Open sends on a fixed schedule whatever the replies do; latency is
+	// measured from the intended send time (coordinated omission corrected).
+	Open Mode = "open"
+	// Closed keeps Phase.InFlight messages outstanding per connection and
+	// sends the next one when a reply arrives; latency equals service time.
+	Closed Mode = "closed"
+)
+
+// Target is where the load goes.
+type Target struct {
+	URL       string    // as given by the user; empty when Embedded
+	Embedded  bool      // the in-process reference server (URL filled in when it starts)
+	Transport Transport // ws, tcp or udp
+	TLS       bool      // wss://
+	Insecure  bool      // skip TLS certificate verification
+	Addr      string    // host:port to dial
+}
+
+// Phase is one stretch of the measured run with a constant shape.
+type Phase struct {
+	Name        string
+	Duration    time.Duration
+	Conns       int     // connections open during the phase
+	ConnectRate float64 // new connections per second while ramping to Conns; 0 = no limit
+	PerConnRate float64 // messages per second per connection (open mode)
+	Size        int     // message payload bytes, measurement header included, framing excluded
+	InFlight    int     // closed mode: messages outstanding per connection
+}
+
+// Rate is the planned total send rate in messages per second with all of the
+// phase's connections open.
+func (p Phase) Rate() float64 { return p.PerConnRate * float64(p.Conns) }
+
+// Plan is a validated scenario, ready to run.
+type Plan struct {
+	Name    string
+	Target  Target
+	Framing Framing // TCP only
+	Mode    Mode
+	Warmup  time.Duration // after the first ramp, before the measured window; excluded from results
+	Phases  []Phase       // measured window, in order
+	// MaxInFlight caps the messages outstanding per connection in open loop
+	// (0: no cap, pure open loop). With a cap, a connection whose replies lag
+	// holds later sends back, as wrk2 does with one request per connection:
+	// latency is still measured from the intended send time, service time
+	// from the actual send.
+	MaxInFlight    int
+	Timeout        time.Duration // loss timeout: UDP replies later than this are lost; drain window at the end
+	ConnectTimeout time.Duration // TCP connect plus handshake
+}
+
+// MaxConns is the largest connection count of any phase.
+func (p *Plan) MaxConns() int {
+	n := 0
+	for _, ph := range p.Phases {
+		n = max(n, ph.Conns)
+	}
+	return n
+}
+
+// MaxSize is the largest payload size of any phase.
+func (p *Plan) MaxSize() int {
+	n := 0
+	for _, ph := range p.Phases {
+		n = max(n, ph.Size)
+	}
+	return n
+}
+
+// MeasuredDuration is the sum of the phase durations.
+func (p *Plan) MeasuredDuration() time.Duration {
+	var d time.Duration
+	for _, ph := range p.Phases {
+		d += ph.Duration
+	}
+	return d
+}
+
+// Describe is a one-line summary of the plan for logs and reports.
+func (p *Plan) Describe() string {
+	first := p.Phases[0]
+	s := fmt.Sprintf("%s over %s, %d conns, %s loop", p.Name, p.Target.Transport, p.MaxConns(), p.Mode)
+	if p.Mode == Open {
+		s += fmt.Sprintf(", %.0f msg/s", first.Rate())
+	} else {
+		s += fmt.Sprintf(", %d in flight per conn", first.InFlight)
+	}
+	return s + fmt.Sprintf(", %d B, %s warm-up + %s measured", first.Size, p.Warmup, p.MeasuredDuration())
+}

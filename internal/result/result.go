@@ -1,0 +1,291 @@
+// Package result holds a run as data: the Result that `sockbench run` writes
+// and that every reporter and gate reads. Its JSON form is the interface
+// between a run and everything after it; results/README.md documents it.
+package result
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// SchemaVersion is the version of the JSON layout written by this build.
+// Readers refuse newer versions.
+const SchemaVersion = 1
+
+// Histogram geometry shared by every histogram in a Result: values in
+// nanoseconds, trackable from 1 ns to 60 s with 3 significant digits (0.1%
+// resolution everywhere from 1 us to 60 s).
+const (
+	LowestNs  int64 = 1
+	HighestNs int64 = 60_000_000_000
+	SigFigs         = 3
+)
+
+// NewHistogram returns an empty histogram with the Result geometry.
+func NewHistogram() *hdr.Histogram { return hdr.New(LowestNs, HighestNs, SigFigs) }
+
+// Histogram names in Result.Histograms.
+const (
+	Latency     = "latency"      // receive time minus intended send time (open loop: coordinated-omission corrected)
+	ServiceTime = "service_time" // receive time minus actual send time
+	Connect     = "connect"      // TCP connect plus TLS and WebSocket handshake, every attempt that succeeded
+	SendLag     = "send_lag"     // actual send time minus intended send time: how far the harness fell behind
+)
+
+// Result is one run of one scenario.
+type Result struct {
+	SchemaVersion int                   `json:"schema_version"`
+	Scenario      json.RawMessage       `json:"scenario"` // the scenario spec as run, flags applied
+	Plan          PlanInfo              `json:"plan"`
+	Env           Env                   `json:"env"`
+	StartedAt     time.Time             `json:"started_at"` // wall clock, for people; latency never uses it
+	Interrupted   bool                  `json:"interrupted"`
+	Aborted       string                `json:"aborted,omitempty"` // why the run stopped early, if it did
+	Window        Window                `json:"window"`
+	Phases        []PhaseRun            `json:"phases"`
+	Counters      Counters              `json:"counters"`
+	Histograms    map[string]*Histogram `json:"histograms"`
+	Intervals     []Interval            `json:"intervals"`
+	Self          Self                  `json:"self"`
+	Thresholds    []string              `json:"thresholds,omitempty"` // as declared; evaluated by gates
+}
+
+// PlanInfo is what the engine was asked to do.
+type PlanInfo struct {
+	Name      string  `json:"name"`
+	Target    string  `json:"target"`          // URL dialed
+	Embedded  bool    `json:"embedded_target"` // the in-process reference server
+	Transport string  `json:"transport"`       // ws, wss, tcp, udp
+	Framing   string  `json:"framing,omitempty"`
+	Mode      string  `json:"mode"` // open or closed loop
+	Engine    string  `json:"engine"`
+	TimeoutNs int64   `json:"timeout_ns"` // loss timeout and drain window
+	WarmupNs  int64   `json:"warmup_ns"`
+	Rate      float64 `json:"planned_rate"` // msg/s of the first measured phase with all conns open (open loop)
+}
+
+// Env is where the run happened.
+type Env struct {
+	Sockbench  string `json:"sockbench_version"`
+	Go         string `json:"go_version"`
+	OS         string `json:"os"`
+	Arch       string `json:"arch"`
+	Host       string `json:"host"`
+	CPUs       int    `json:"cpus"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	OpenFiles  uint64 `json:"open_files_limit"`
+}
+
+// Window is the measured window in ns since the run's start on its monotonic
+// clock. Messages whose intended send time falls inside it are measured;
+// warm-up messages and connection ramp are before Start.
+type Window struct {
+	RampEndNs  int64 `json:"ramp_end_ns"` // all first-phase connections done (open or failed)
+	StartNs    int64 `json:"start_ns"`    // end of warm-up
+	EndNs      int64 `json:"end_ns"`      // last scheduled send
+	DrainEndNs int64 `json:"drain_end_ns"`
+}
+
+// Duration is the measured window's length in seconds.
+func (w Window) Seconds() float64 { return float64(w.EndNs-w.StartNs) / 1e9 }
+
+// PhaseRun is one measured phase as it ran.
+type PhaseRun struct {
+	Name        string  `json:"name"`
+	StartNs     int64   `json:"start_ns"`
+	EndNs       int64   `json:"end_ns"`
+	Conns       int     `json:"conns"`
+	PlannedRate float64 `json:"planned_rate"` // msg/s with all conns open (open loop)
+	Size        int     `json:"size"`
+	InFlight    int     `json:"inflight,omitempty"`
+}
+
+// Counters are exact counts for the run. Message counts cover the measured
+// window; connection, byte and error counts cover the whole run.
+type Counters struct {
+	ConnsOpened  int64 `json:"conns_opened"`  // connections established (handshake done)
+	ConnsFailed  int64 `json:"conns_failed"`  // connection attempts that failed
+	ConnsDropped int64 `json:"conns_dropped"` // established connections lost mid-run (peer close, reset, error)
+	ConnsClosed  int64 `json:"conns_closed"`  // connections closed by sockbench (phase change or end of run)
+
+	Sent       int64 `json:"sent"`       // measured messages handed to the kernel
+	Received   int64 `json:"received"`   // measured replies, each one latency sample
+	Lost       int64 `json:"lost"`       // measured messages with no reply: UDP past the timeout, or on a connection that died
+	InFlight   int64 `json:"in_flight"`  // measured messages still awaited when the drain window ended
+	Duplicates int64 `json:"duplicates"` // replies to a message already answered
+	Reordered  int64 `json:"reordered"`  // replies arriving after a reply to a later message (UDP)
+	Late       int64 `json:"late"`       // UDP replies arriving after their message was counted lost
+	Unexpected int64 `json:"unexpected"` // replies for messages never sent (bad header, foreign seq)
+	Unsent     int64 `json:"unsent"`     // scheduled sends skipped because the connection was down
+
+	WarmupSent     int64 `json:"warmup_sent"`
+	WarmupReceived int64 `json:"warmup_received"`
+
+	BytesSent     int64 `json:"bytes_sent"` // framing included
+	BytesReceived int64 `json:"bytes_received"`
+
+	Errors map[string]int64 `json:"errors"` // by class: refused, timeout, reset, closed_by_peer, handshake, tls, protocol, unreachable, other
+}
+
+// ErrorsTotal is the sum of all error classes.
+func (c *Counters) ErrorsTotal() int64 {
+	var n int64
+	for _, v := range c.Errors {
+		n += v
+	}
+	return n
+}
+
+// Interval is one second (or less, for the last) of the run, warm-up included.
+type Interval struct {
+	TNs          int64   `json:"t_ns"` // end of the interval since the run's start
+	Phase        string  `json:"phase"`
+	Sent         int64   `json:"sent"`
+	Received     int64   `json:"received"`
+	SendRate     float64 `json:"send_rate"`    // msg/s
+	RecvRate     float64 `json:"recv_rate"`    // msg/s
+	PlannedRate  float64 `json:"planned_rate"` // msg/s for the connections open
+	OpenConns    int64   `json:"open_conns"`
+	Errors       int64   `json:"errors"`
+	P50Ns        int64   `json:"p50_ns"` // latency of replies received in the interval
+	P99Ns        int64   `json:"p99_ns"`
+	MaxNs        int64   `json:"max_ns"`
+	SendLagP99Ns int64   `json:"send_lag_p99_ns"`
+	SendLagMaxNs int64   `json:"send_lag_max_ns"`
+}
+
+// Self is the harness watching itself.
+type Self struct {
+	CPUUserNs   int64    `json:"cpu_user_ns"`
+	CPUSystemNs int64    `json:"cpu_system_ns"`
+	CPUPercent  float64  `json:"cpu_percent"` // of all cores, over the run
+	Saturated   bool     `json:"saturated"`   // the load generator, not the target, limited the run
+	Warnings    []string `json:"warnings,omitempty"`
+}
+
+// Histogram is one HDR histogram, stored losslessly (HdrHistogram V2
+// compressed, base64) with a summary for readers that do not decode it.
+type Histogram struct {
+	Unit    string  `json:"unit"` // always "ns"
+	Count   int64   `json:"count"`
+	Min     int64   `json:"min"`
+	Mean    float64 `json:"mean"`
+	StdDev  float64 `json:"stddev"`
+	P50     int64   `json:"p50"`
+	P90     int64   `json:"p90"`
+	P99     int64   `json:"p99"`
+	P999    int64   `json:"p99_9"`
+	P9999   int64   `json:"p99_99"`
+	Max     int64   `json:"max"`
+	Encoded string  `json:"hdr"` // base64 V2 compressed encoding
+	h       *hdr.Histogram
+}
+
+// FromHDR summarises and encodes h.
+func FromHDR(h *hdr.Histogram) (*Histogram, error) {
+	enc, err := h.Encode(hdr.V2CompressedEncodingCookieBase)
+	if err != nil {
+		return nil, fmt.Errorf("encode histogram: %w", err)
+	}
+	return &Histogram{
+		Unit: "ns", Count: h.TotalCount(), Min: h.Min(), Mean: h.Mean(), StdDev: h.StdDev(),
+		P50: h.ValueAtPercentile(50), P90: h.ValueAtPercentile(90), P99: h.ValueAtPercentile(99),
+		P999: h.ValueAtPercentile(99.9), P9999: h.ValueAtPercentile(99.99), Max: h.Max(),
+		Encoded: string(enc), h: h,
+	}, nil
+}
+
+// HDR returns the decoded histogram.
+func (x *Histogram) HDR() (*hdr.Histogram, error) {
+	if x.h != nil {
+		return x.h, nil
+	}
+	h, err := hdr.Decode([]byte(x.Encoded))
+	if err != nil {
+		return nil, fmt.Errorf("decode histogram: %w", err)
+	}
+	x.h = h
+	return h, nil
+}
+
+// WriteFile writes r as indented JSON to path atomically: a temporary file in
+// the same directory, synced, then renamed over path.
+func WriteFile(path string, r *Result) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode result: %w", err)
+	}
+	data = append(data, '\n')
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write result: %w", err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write result: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write result %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write result %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write result %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write result %s: %w", path, err)
+	}
+	return nil
+}
+
+// ErrNewerSchema is returned by Read for a result written by a newer sockbench.
+var ErrNewerSchema = errors.New("result was written by a newer sockbench")
+
+// Read parses a result file, refusing truncated or corrupted files and newer
+// schema versions with a message naming the file.
+func Read(path string) (*Result, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Decode(path, data)
+}
+
+// Decode parses result JSON; name is used in error messages.
+func Decode(name string, data []byte) (*Result, error) {
+	var probe struct {
+		SchemaVersion *int `json:"schema_version"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, fmt.Errorf("%s: not a sockbench result (truncated or corrupted JSON): %w", name, err)
+	}
+	if probe.SchemaVersion == nil {
+		return nil, fmt.Errorf("%s: not a sockbench result: no schema_version", name)
+	}
+	if *probe.SchemaVersion > SchemaVersion {
+		return nil, fmt.Errorf("%s: schema version %d: %w (this one reads up to %d); upgrade sockbench", name, *probe.SchemaVersion, ErrNewerSchema, SchemaVersion)
+	}
+	var r Result
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	for k, h := range r.Histograms {
+		if _, err := h.HDR(); err != nil {
+			return nil, fmt.Errorf("%s: histogram %q: %w", name, k, err)
+		}
+	}
+	return &r, nil
+}

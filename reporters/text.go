@@ -1,0 +1,164 @@
+// Package reporters renders a result.Result for people and machines. Each
+// format is a function of (io.Writer, *result.Result).
+package reporters
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sockbench/sockbench/internal/result"
+)
+
+// Text writes the human summary: what ran, the latency spectrum of each
+// histogram, the counters with the accounting identity, errors by class and
+// the harness's self-check.
+func Text(w io.Writer, r *result.Result) error {
+	var b strings.Builder
+	p := r.Plan
+	fmt.Fprintf(&b, "sockbench %s: %s\n", r.Env.Sockbench, p.Name)
+	target := p.Target
+	if p.Embedded {
+		target += " (embedded reference server)"
+	}
+	fmt.Fprintf(&b, "  target     %s\n", target)
+	mode := "open loop: latency from the intended send time (coordinated omission corrected)"
+	if p.Mode == "closed" {
+		mode = "CLOSED LOOP: each send waits for a reply; latency equals service time and hides queueing"
+	}
+	fmt.Fprintf(&b, "  transport  %s%s, engine %s\n", p.Transport, framing(p.Framing), p.Engine)
+	fmt.Fprintf(&b, "  mode       %s\n", mode)
+	win := r.Window
+	fmt.Fprintf(&b, "  window     %s measured after %s ramp and %s warm-up (excluded)\n",
+		dur(win.EndNs-win.StartNs), dur(win.RampEndNs), dur(p.WarmupNs))
+	for _, ph := range r.Phases {
+		fmt.Fprintf(&b, "  phase      %-10s %s, %d conns, %s, %d B\n", ph.Name, dur(ph.EndNs-ph.StartNs), ph.Conns, phaseLoad(ph), ph.Size)
+	}
+	if r.Interrupted {
+		fmt.Fprintf(&b, "  INTERRUPTED: partial result, measured up to %s\n", dur(win.EndNs))
+	}
+	b.WriteString("\n")
+
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tcount\tmin\tp50\tp90\tp99\tp99.9\tp99.99\tmax\tmean\t")
+	for _, name := range []string{result.Latency, result.ServiceTime, result.Connect, result.SendLag} {
+		h := r.Histograms[name]
+		if h == nil {
+			continue
+		}
+		if h.Count == 0 {
+			fmt.Fprintf(tw, "%s\t0\t-\t-\t-\t-\t-\t-\t-\t-\t\n", name)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, h.Count,
+			dur(h.Min), dur(h.P50), dur(h.P90), dur(h.P99), dur(h.P999), dur(h.P9999), dur(h.Max), dur(int64(h.Mean)))
+	}
+	tw.Flush()
+	b.WriteString("\n")
+
+	c := r.Counters
+	secs := win.Seconds()
+	fmt.Fprintf(&b, "  messages   sent %d, received %d, lost %d, in flight at end %d", c.Sent, c.Received, c.Lost, c.InFlight)
+	if off := c.Sent - c.Received - c.Lost - c.InFlight; off != 0 {
+		fmt.Fprintf(&b, " (UNACCOUNTED %d)", off)
+	}
+	b.WriteString("\n")
+	if c.Duplicates+c.Reordered+c.Late+c.Unexpected > 0 {
+		fmt.Fprintf(&b, "  anomalies  duplicates %d, reordered %d, late %d, unexpected %d\n", c.Duplicates, c.Reordered, c.Late, c.Unexpected)
+	}
+	if secs > 0 {
+		fmt.Fprintf(&b, "  rate       sent %.0f msg/s", float64(c.Sent)/secs)
+		if p.Rate > 0 {
+			fmt.Fprintf(&b, " (planned %.0f, %.1f%%)", p.Rate, 100*float64(c.Sent)/secs/p.Rate)
+		}
+		fmt.Fprintf(&b, ", received %.0f msg/s\n", float64(c.Received)/secs)
+	}
+	fmt.Fprintf(&b, "  warm-up    sent %d, received %d (not in the figures above)\n", c.WarmupSent, c.WarmupReceived)
+	fmt.Fprintf(&b, "  conns      opened %d, failed %d, dropped %d, closed %d\n", c.ConnsOpened, c.ConnsFailed, c.ConnsDropped, c.ConnsClosed)
+	fmt.Fprintf(&b, "  bytes      sent %d, received %d\n", c.BytesSent, c.BytesReceived)
+	fmt.Fprintf(&b, "  errors     %s\n", errorList(c.Errors))
+	fmt.Fprintf(&b, "  harness    cpu %.0f%% of %d cores", r.Self.CPUPercent, r.Env.CPUs)
+	if lag := r.Histograms[result.SendLag]; lag != nil && lag.Count > 0 {
+		fmt.Fprintf(&b, ", send lag p99 %s max %s", dur(lag.P99), dur(lag.Max))
+	}
+	if r.Self.Saturated {
+		b.WriteString(", SATURATED: the load generator limited this run")
+	}
+	b.WriteString("\n")
+	for _, w := range r.Self.Warnings {
+		fmt.Fprintf(&b, "  note       %s\n", w)
+	}
+	for _, t := range r.Thresholds {
+		fmt.Fprintf(&b, "  threshold  %s (declared; not evaluated by this version)\n", t)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func framing(f string) string {
+	if f == "" {
+		return ""
+	}
+	return " (" + f + " framing)"
+}
+
+func phaseLoad(ph result.PhaseRun) string {
+	if ph.InFlight > 0 {
+		return fmt.Sprintf("closed loop, %d in flight per conn", ph.InFlight)
+	}
+	return fmt.Sprintf("%.0f msg/s planned", ph.PlannedRate)
+}
+
+func errorList(m map[string]int64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// dur formats ns with about three significant digits in a unit people read.
+func dur(ns int64) string {
+	d := time.Duration(ns)
+	switch {
+	case d < time.Microsecond:
+		return fmt.Sprintf("%dns", ns)
+	case d < time.Millisecond:
+		return sig3(float64(ns)/1e3) + "us"
+	case d < time.Second:
+		return sig3(float64(ns)/1e6) + "ms"
+	}
+	return sig3(float64(ns)/1e9) + "s"
+}
+
+func sig3(v float64) string {
+	switch {
+	case v < 10:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	case v < 100:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64)
+}
+
+// Progress writes one plain line for an interval (CI-log friendly).
+func Progress(w io.Writer, iv result.Interval, planned float64) {
+	rate := fmt.Sprintf("%.0f", iv.SendRate)
+	if planned > 0 {
+		rate += fmt.Sprintf("/%.0f", planned)
+	}
+	fmt.Fprintf(w, "[%6.1fs] %-8s conns %d  send %s msg/s  recv %.0f msg/s  p50 %s  p99 %s  lag %s  errors %d\n",
+		float64(iv.TNs)/1e9, iv.Phase, iv.OpenConns, rate, iv.RecvRate, dur(iv.P50Ns), dur(iv.P99Ns), dur(iv.SendLagMaxNs), iv.Errors)
+}

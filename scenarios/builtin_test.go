@@ -1,0 +1,113 @@
+package scenarios
+
+import (
+	"io/fs"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sockbench/sockbench/internal/plan"
+)
+
+func TestBuiltins(t *testing.T) {
+	t.Parallel()
+	specs := Builtins()
+	var names []string
+	for _, s := range specs {
+		names = append(names, s.Name)
+	}
+	if got, want := strings.Join(names, " "), "echo echo-tcp echo-udp ping"; got != want {
+		t.Fatalf("built-ins: got %q, want %q", got, want)
+	}
+	for _, s := range specs {
+		if got, want := s.File, "builtin:"+s.Name; got != want {
+			t.Errorf("%s: file %q, want %q (the file name must be the scenario name)", s.Name, got, want)
+		}
+		if s.Description == "" {
+			t.Errorf("%s: no description", s.Name)
+		}
+		if len(s.Thresholds) == 0 {
+			t.Errorf("%s: no thresholds", s.Name)
+		}
+		if _, err := s.Plan(Limits{MaxConns: 19900}); err != nil {
+			t.Errorf("%s: %v", s.Name, err)
+		}
+		b, ok := Builtin(s.Name)
+		if !ok || b.Name != s.Name {
+			t.Errorf("Builtin(%q): got %v, %v", s.Name, b, ok)
+		}
+	}
+	files, _ := fs.Glob(builtinFS, "builtin/*")
+	if len(files) != len(specs) {
+		t.Errorf("builtin/ holds %d files, %d are scenarios: only .yaml files are embedded", len(files), len(specs))
+	}
+}
+
+func TestBuiltinPlans(t *testing.T) {
+	t.Parallel()
+	steady := plan.Phase{Name: "steady", Duration: 20 * time.Second, Conns: 1000, ConnectRate: 2000, PerConnRate: 10, Size: 64}
+	tests := []struct {
+		name      string
+		transport plan.Transport
+		framing   plan.Framing
+		mode      plan.Mode
+		warmup    time.Duration
+		phase     plan.Phase
+	}{
+		{"echo", plan.WS, "", plan.Open, 3 * time.Second, steady},
+		{"echo-tcp", plan.TCP, plan.Len32, plan.Open, 3 * time.Second, steady},
+		{"echo-udp", plan.UDP, "", plan.Open, 3 * time.Second, steady},
+		{"ping", plan.WS, "", plan.Closed, 2 * time.Second,
+			plan.Phase{Name: "ping", Duration: 10 * time.Second, Conns: 1, ConnectRate: 1000, Size: 64, InFlight: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, ok := Builtin(tt.name)
+			if !ok {
+				t.Fatalf("no built-in %q", tt.name)
+			}
+			p, err := s.Plan(Limits{MaxConns: 19900})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !p.Target.Embedded || p.Target.Transport != tt.transport || p.Framing != tt.framing || p.Mode != tt.mode ||
+				p.Warmup != tt.warmup || p.Timeout != time.Second || len(p.Phases) != 1 || p.Phases[0] != tt.phase {
+				t.Errorf("got %+v", p)
+			}
+			if tt.mode == plan.Open && p.Phases[0].Rate() != 10000 {
+				t.Errorf("rate: got %v msg/s, want 10000", p.Phases[0].Rate())
+			}
+		})
+	}
+}
+
+func TestBuiltinMissing(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"", "nope", "../builtin/echo", "builtin/echo", "echo.yaml", "."} {
+		if s, ok := Builtin(name); ok {
+			t.Errorf("Builtin(%q): got %v, want none", name, s.Name)
+		}
+	}
+}
+
+// Each call returns a fresh copy: overriding one does not change the next.
+func TestBuiltinFresh(t *testing.T) {
+	t.Parallel()
+	a, _ := Builtin("echo")
+	a.Apply(Overrides{Conns: ptr(5)})
+	b, _ := Builtin("echo")
+	if got, want := b.Phases[0].Conns, 1000; got != want {
+		t.Errorf("conns: got %d, want %d", got, want)
+	}
+}
+
+// A built-in's errors point into it by name.
+func TestBuiltinErrorPosition(t *testing.T) {
+	t.Parallel()
+	s, _ := Builtin("echo")
+	_, err := s.Plan(Limits{MaxConns: 999})
+	if err == nil || !strings.HasPrefix(err.Error(), "builtin:echo:") || !strings.Contains(err.Error(), "phases[0].conns: 1000 connections") {
+		t.Errorf("got %v", err)
+	}
+}

@@ -1,0 +1,266 @@
+package scenarios
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sockbench/sockbench/internal/engine"
+	"github.com/sockbench/sockbench/internal/metrics"
+	"github.com/sockbench/sockbench/internal/plan"
+	"github.com/sockbench/sockbench/internal/result"
+	"github.com/sockbench/sockbench/targets"
+)
+
+// RunError is a run that could not be carried out: the target is
+// unreachable, the reference server could not start. The CLI exits 3.
+type RunError struct{ Err error }
+
+func (e *RunError) Error() string { return e.Err.Error() }
+func (e *RunError) Unwrap() error { return e.Err }
+
+// RunOptions are the knobs of a run that are not part of the scenario.
+type RunOptions struct {
+	Engine  string // engine name; "" = default
+	Version string // sockbench version, recorded in the result
+	// Interval, if set, is called after each interval (about once a second)
+	// with the interval just closed and the plan's phase at that time.
+	Interval func(iv result.Interval, p *plan.Plan)
+	Logf     func(format string, args ...any) // rare events; may be nil
+	// OpenFiles is the open-files limit in force, recorded in the result.
+	OpenFiles uint64
+}
+
+// Run executes p (resolved from spec) and returns what was measured. On
+// interrupt (ctx cancelled) it returns the partial result with Interrupted
+// set and a nil error. A target that cannot be reached is a *RunError.
+func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*result.Result, error) {
+	if p.Target.Embedded {
+		srv, err := startReference(p, opts.Logf)
+		if err != nil {
+			return nil, &RunError{Err: fmt.Errorf("start the reference server: %w", err)}
+		}
+		defer srv.Close()
+	}
+
+	set := metrics.NewSet(4 * runtime.GOMAXPROCS(0))
+	clk := engine.NewClock()
+	startedAt := time.Now()
+	eng, err := engine.New(opts.Engine, engine.Config{Plan: p, Set: set, Clock: clk, Logf: opts.Logf})
+	if err != nil {
+		return nil, &Error{Flag: "--engine", Msg: err.Error()}
+	}
+	if err := eng.Probe(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil, &RunError{Err: fmt.Errorf("interrupted before the run began")}
+		}
+		return nil, &RunError{Err: err}
+	}
+	cpu0 := cpuTime()
+
+	var mu sync.Mutex
+	phaseIdx := -1
+	var intervals []result.Interval
+	last := int64(0)
+	collect := func(now int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		tick := set.Interval()
+		secs := float64(now-last) / 1e9
+		if secs <= 0 {
+			return
+		}
+		ph := p.Phases[max(phaseIdx, 0)]
+		name := ph.Name
+		if phaseIdx < 0 {
+			name = "warmup"
+		}
+		open := set.Open()
+		iv := result.Interval{
+			TNs: now, Phase: name, Sent: tick.Sent, Received: tick.Received,
+			SendRate: float64(tick.Sent) / secs, RecvRate: float64(tick.Received) / secs,
+			OpenConns: open, Errors: tick.Errors,
+			P50Ns: tick.Latency.ValueAtPercentile(50), P99Ns: tick.Latency.ValueAtPercentile(99),
+			MaxNs:        tick.Latency.Max(),
+			SendLagP99Ns: tick.SendLag.ValueAtPercentile(99), SendLagMaxNs: tick.SendLag.Max(),
+		}
+		if p.Mode == plan.Open {
+			iv.PlannedRate = ph.PerConnRate * float64(open)
+		}
+		last = now
+		intervals = append(intervals, iv)
+		if opts.Interval != nil {
+			opts.Interval(iv, p)
+		}
+	}
+	done := make(chan struct{})
+	collectorDone := make(chan struct{})
+	go func() {
+		defer close(collectorDone)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				collect(clk.Now())
+			case <-done:
+				return
+			}
+		}
+	}()
+
+	tl := engine.Drive(ctx, eng, p, clk, set, engine.Hooks{Phase: func(i int, _ int64) {
+		mu.Lock()
+		phaseIdx = i
+		mu.Unlock()
+	}})
+	close(done)
+	<-collectorDone
+	collect(clk.Now())
+
+	counters, hists, err := set.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		return nil, fmt.Errorf("encode scenario: %w", err)
+	}
+	r := &result.Result{
+		SchemaVersion: result.SchemaVersion,
+		Scenario:      specJSON,
+		Plan: result.PlanInfo{
+			Name: p.Name, Target: p.Target.URL, Embedded: p.Target.Embedded,
+			Transport: transportName(p.Target), Framing: string(p.Framing), Mode: string(p.Mode),
+			Engine: eng.Name(), TimeoutNs: int64(p.Timeout), WarmupNs: int64(p.Warmup),
+		},
+		Env:         environment(opts),
+		StartedAt:   startedAt,
+		Interrupted: tl.Interrupted,
+		Window:      result.Window{RampEndNs: tl.RampEnd, StartNs: tl.Start, EndNs: tl.End, DrainEndNs: tl.DrainEnd},
+		Counters:    counters,
+		Histograms:  hists,
+		Intervals:   intervals,
+	}
+	if p.Mode == plan.Open {
+		r.Plan.Rate = p.Phases[0].Rate()
+	}
+	if p.Target.Transport != plan.TCP {
+		r.Plan.Framing = ""
+	}
+	for i, st := range tl.PhaseStarts {
+		ph := p.Phases[i]
+		end := st + int64(ph.Duration)
+		if i+1 < len(tl.PhaseStarts) {
+			end = tl.PhaseStarts[i+1]
+		}
+		end = min(end, tl.End)
+		pr := result.PhaseRun{Name: ph.Name, StartNs: st, EndNs: end, Conns: ph.Conns, Size: ph.Size}
+		if p.Mode == plan.Open {
+			pr.PlannedRate = ph.Rate()
+		} else {
+			pr.InFlight = ph.InFlight
+		}
+		r.Phases = append(r.Phases, pr)
+	}
+	for _, th := range spec.Thresholds {
+		r.Thresholds = append(r.Thresholds, th.Expr)
+	}
+	r.Self = selfCheck(r, p, cpuTime().sub(cpu0), time.Duration(clk.Now()))
+	return r, nil
+}
+
+// startReference starts the embedded reference server for p's transport on
+// loopback with ephemeral ports and points p's target at it.
+func startReference(p *plan.Plan, logf func(string, ...any)) (*targets.Server, error) {
+	cfg := targets.Config{Logf: logf}
+	switch p.Target.Transport {
+	case plan.TCP:
+		cfg.TCP = "127.0.0.1:0"
+	case plan.UDP:
+		cfg.UDP = "127.0.0.1:0"
+	default:
+		cfg.WS = "127.0.0.1:0"
+	}
+	srv, err := targets.Serve(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p.Target.URL = srv.URL(string(p.Target.Transport))
+	switch p.Target.Transport {
+	case plan.TCP:
+		p.Target.Addr = srv.TCPAddr()
+	case plan.UDP:
+		p.Target.Addr = srv.UDPAddr()
+	default:
+		p.Target.Addr = srv.WSAddr()
+	}
+	return srv, nil
+}
+
+func transportName(t plan.Target) string {
+	if t.Transport == plan.WS && t.TLS {
+		return "wss"
+	}
+	return string(t.Transport)
+}
+
+func environment(opts RunOptions) result.Env {
+	host, _ := os.Hostname()
+	return result.Env{
+		Sockbench: opts.Version, Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
+		Host: host, CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), OpenFiles: opts.OpenFiles,
+	}
+}
+
+type cpu struct{ user, sys time.Duration }
+
+func (a cpu) sub(b cpu) cpu { return cpu{a.user - b.user, a.sys - b.sys} }
+
+func cpuTime() cpu {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return cpu{}
+	}
+	return cpu{time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())}
+}
+
+// Saturation limits: beyond these the load generator, not the target, is
+// what the numbers describe.
+const (
+	maxSendLagP99 = 10 * time.Millisecond // sends this late at p99 mean the schedule was not kept
+	minRateRatio  = 0.98                  // achieved below 98% of the planned rate
+	maxCPUShare   = 0.90                  // of all cores
+)
+
+// selfCheck reports the harness's own load and whether it saturated.
+func selfCheck(r *result.Result, p *plan.Plan, used cpu, wall time.Duration) result.Self {
+	s := result.Self{CPUUserNs: int64(used.user), CPUSystemNs: int64(used.sys)}
+	if wall > 0 {
+		s.CPUPercent = 100 * float64(used.user+used.sys) / float64(wall) / float64(runtime.NumCPU())
+	}
+	if lag := r.Histograms[result.SendLag]; lag != nil && lag.Count > 0 && p.Mode == plan.Open && time.Duration(lag.P99) > maxSendLagP99 {
+		s.Saturated = true
+		s.Warnings = append(s.Warnings, fmt.Sprintf("sends ran late: send lag p99 %s (limit %s); the load generator could not keep the schedule, so latency includes its own delay", time.Duration(lag.P99), maxSendLagP99))
+	}
+	if secs := r.Window.Seconds(); p.Mode == plan.Open && secs > 0 && !r.Interrupted && r.Counters.ConnsFailed == 0 && r.Counters.ConnsDropped == 0 {
+		achieved := float64(r.Counters.Sent) / secs
+		if planned := p.Phases[0].Rate(); len(p.Phases) == 1 && achieved < minRateRatio*planned {
+			s.Saturated = true
+			s.Warnings = append(s.Warnings, fmt.Sprintf("achieved send rate %.0f msg/s is below %.0f%% of the planned %.0f msg/s with every connection up", achieved, 100*minRateRatio, planned))
+		}
+	}
+	if s.CPUPercent > 100*maxCPUShare && !r.Plan.Embedded {
+		s.Saturated = true
+		s.Warnings = append(s.Warnings, fmt.Sprintf("sockbench used %.0f%% of all CPU cores; the harness was CPU-bound", s.CPUPercent))
+	}
+	if r.Plan.Embedded {
+		s.Warnings = append(s.Warnings, "the reference server ran in the same process and shares its CPU; CPU figures include it")
+	}
+	return s
+}

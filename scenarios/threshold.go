@@ -1,0 +1,286 @@
+package scenarios
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Threshold is a pass/fail condition on a run's results, written
+// "[metric.]stat OP value" ("p99 < 50ms", "send_lag.max < 5ms") or, for
+// metrics that are a single number, "metric OP value" ("error_rate < 0.1%").
+// A run passes the threshold when the measured value compares to Value as Op
+// says.
+//
+// Metrics and their units:
+//
+//	latency       receive time minus intended send time (the default metric)   ns
+//	service_time  receive time minus actual send time                           ns
+//	connect       connect plus handshake time                                   ns
+//	send_lag      how late sends were against their schedule                    ns
+//	error_rate    errors as a fraction of messages sent                         ratio
+//	loss          lost messages as a fraction of messages sent                  ratio
+//	throughput    messages received per second                                  msg/s
+//	rate_ratio    achieved send rate over planned send rate                     ratio
+//
+// The first four take a stat: pNN (p50, p90, p99, p99.9, p99.99, any
+// percentile above 0 and up to 100), min, max or mean, and a value with a unit
+// of ns, us (or µs), ms or s. Ratios are written as a fraction (0.001) or a
+// percentage (0.1%) and stored as a fraction.
+type Threshold struct {
+	Expr   string  `json:"expr"`           // as written
+	Metric string  `json:"metric"`         // one of the metrics above
+	Stat   string  `json:"stat,omitempty"` // p99, p99.9, min, max, mean; empty for single-number metrics
+	Op     string  `json:"op"`             // <, <=, > or >=
+	Value  float64 `json:"value"`          // in Unit
+	Unit   string  `json:"unit"`           // "ns", "ratio" (a fraction) or "msg/s"
+
+	// Where the threshold was written, if in a scenario file.
+	File string `json:"file,omitempty"`
+	Line int    `json:"line,omitempty"`
+	Col  int    `json:"col,omitempty"`
+}
+
+// Percentile returns the percentile of a pNN stat, as a percentage (99.9 for
+// p99.9, the form hdrhistogram's ValueAtQuantile takes); ok is false for
+// other stats.
+func (t Threshold) Percentile() (pct float64, ok bool) {
+	if !strings.HasPrefix(t.Stat, "p") {
+		return 0, false
+	}
+	q, err := strconv.ParseFloat(t.Stat[1:], 64)
+	return q, err == nil
+}
+
+// String is the expression as written.
+func (t Threshold) String() string { return t.Expr }
+
+type metricKind int
+
+const (
+	durationMetric metricKind = iota // takes a stat; value in ns
+	ratioMetric                      // no stat; fraction
+	rateMetric                       // no stat; msg/s
+)
+
+var thresholdMetrics = []struct {
+	name string
+	kind metricKind
+}{
+	{"latency", durationMetric},
+	{"service_time", durationMetric},
+	{"connect", durationMetric},
+	{"send_lag", durationMetric},
+	{"error_rate", ratioMetric},
+	{"loss", ratioMetric},
+	{"throughput", rateMetric},
+	{"rate_ratio", ratioMetric},
+}
+
+func metricNames() []string {
+	names := make([]string, len(thresholdMetrics))
+	for i, m := range thresholdMetrics {
+		names[i] = m.name
+	}
+	return names
+}
+
+func metricKindOf(name string) (metricKind, bool) {
+	for _, m := range thresholdMetrics {
+		if m.name == name {
+			return m.kind, true
+		}
+	}
+	return 0, false
+}
+
+const (
+	statList = "p50, p90, p99, p99.9, p99.99 (any pNN), min, max or mean"
+	unitList = "ns, us, ms, s"
+)
+
+// ParseThreshold parses one threshold expression (see Threshold). Spaces are
+// optional: "p99<20ms" and "latency.p99 < 20ms" are the same threshold.
+// Problems are *Error values without a position, quoting the expression.
+func ParseThreshold(expr string) (Threshold, error) {
+	t := Threshold{Expr: strings.TrimSpace(expr)}
+	bad := func(format string, args ...any) (Threshold, error) {
+		return Threshold{}, &Error{Msg: fmt.Sprintf("%q: ", t.Expr) + fmt.Sprintf(format, args...)}
+	}
+	e := t.Expr
+	if e == "" {
+		return Threshold{}, &Error{Msg: "empty threshold; want one like \"p99 < 50ms\""}
+	}
+	i := strings.IndexAny(e, "<>=!")
+	if i < 0 {
+		return bad("no comparison; want <, <=, > or >=, as in \"p99 < 50ms\"")
+	}
+	j := i
+	for j < len(e) && strings.IndexByte("<>=!", e[j]) >= 0 {
+		j++
+	}
+	t.Op = e[i:j]
+	switch t.Op {
+	case "<", "<=", ">", ">=":
+	default:
+		return bad("unsupported comparison %q; want <, <=, > or >=", t.Op)
+	}
+	lhs := strings.ToLower(strings.Join(strings.Fields(e[:i]), ""))
+	rhs := strings.Join(strings.Fields(e[j:]), "")
+	if lhs == "" {
+		return bad("nothing before %s; want a stat such as p99 or a metric such as error_rate", t.Op)
+	}
+	if rhs == "" {
+		return bad("no value after %s", t.Op)
+	}
+
+	// Metric and stat. The stat may hold a dot itself (p99.9).
+	var stat string
+	kind, ok := metricKindOf(lhs)
+	switch {
+	case ok:
+		t.Metric = lhs
+	case strings.Contains(lhs, "."):
+		d := strings.IndexByte(lhs, '.')
+		if k, ok := metricKindOf(lhs[:d]); ok {
+			t.Metric, stat, kind = lhs[:d], lhs[d+1:], k
+		} else if statShaped(lhs) {
+			t.Metric, stat, kind = "latency", lhs, durationMetric
+		} else {
+			return bad("%s", unknownMetric(lhs[:d]))
+		}
+	case statShaped(lhs):
+		t.Metric, stat, kind = "latency", lhs, durationMetric
+	default:
+		if s, ok := suggest(lhs, metricNames()); ok {
+			return bad("unknown metric %q; did you mean %q? (want %s)", lhs, s, strings.Join(metricNames(), ", "))
+		}
+		return bad("unknown stat or metric %q; stats are %s; metrics are %s", lhs, statList, strings.Join(metricNames(), ", "))
+	}
+	if kind == durationMetric {
+		if stat == "" {
+			return bad("%s needs a stat, as in %s.p99 (want %s)", t.Metric, t.Metric, statList)
+		}
+		s, msg := parseStat(stat)
+		if msg != "" {
+			return bad("%s", msg)
+		}
+		t.Stat = s
+	} else if stat != "" {
+		return bad("%s is a single number and takes no stat; write \"%s %s ...\"", t.Metric, t.Metric, t.Op)
+	}
+
+	// Value.
+	v, unit, ok := splitNumber(rhs)
+	if !ok {
+		return bad("value %q is not a number", rhs)
+	}
+	if v < 0 {
+		return bad("value %s is negative", rhs)
+	}
+	switch kind {
+	case durationMetric:
+		mult, ok := map[string]float64{"ns": 1, "us": 1e3, "µs": 1e3, "μs": 1e3, "ms": 1e6, "s": 1e9}[unit]
+		switch {
+		case unit == "":
+			return bad("missing unit after %s (want %s)", rhs, unitList)
+		case !ok:
+			return bad("unknown unit %q (want %s)", unit, unitList)
+		}
+		t.Value, t.Unit = v*mult, "ns"
+	case ratioMetric:
+		switch unit {
+		case "%":
+			v /= 100
+		case "":
+		default:
+			return bad("%s is a ratio: want a fraction like 0.001 or a percentage like 0.1%%, got %q", t.Metric, rhs)
+		}
+		if t.Metric != "rate_ratio" && v > 1 {
+			return bad("%s is at most 1 (100%%), got %s; did you mean %s%%?", t.Metric, rhs, rhs)
+		}
+		t.Value, t.Unit = v, "ratio"
+	case rateMetric:
+		switch unit {
+		case "", "msg/s", "msgs/s", "/s":
+		default:
+			return bad("unknown unit %q for %s (want msg/s, or no unit)", unit, t.Metric)
+		}
+		t.Value, t.Unit = v, "msg/s"
+	}
+	return t, nil
+}
+
+// statShaped reports whether s looks like a stat rather than a metric.
+func statShaped(s string) bool {
+	switch s {
+	case "min", "max", "mean":
+		return true
+	}
+	return len(s) > 1 && s[0] == 'p' && (s[1] >= '0' && s[1] <= '9' || s[1] == '.')
+}
+
+// parseStat checks a stat and puts a percentile in canonical form (p99.90 ->
+// p99.9). It returns a message when s is not a stat.
+func parseStat(s string) (string, string) {
+	switch s {
+	case "min", "max", "mean":
+		return s, ""
+	}
+	if len(s) > 1 && s[0] == 'p' && strings.Trim(s[1:], "0123456789.") == "" {
+		q, err := strconv.ParseFloat(s[1:], 64)
+		if err == nil {
+			if q <= 0 || q > 100 {
+				return "", fmt.Sprintf("percentile %s out of range; want above p0 and at most p100", s)
+			}
+			return "p" + num(q), ""
+		}
+	}
+	known := []string{"min", "max", "mean", "p50", "p90", "p99", "p99.9", "p99.99"}
+	if k, ok := suggest(s, known); ok {
+		return "", fmt.Sprintf("unknown stat %q; did you mean %q? (want %s)", s, k, statList)
+	}
+	return "", fmt.Sprintf("unknown stat %q (want %s)", s, statList)
+}
+
+func unknownMetric(m string) string {
+	if s, ok := suggest(m, metricNames()); ok {
+		return fmt.Sprintf("unknown metric %q; did you mean %q? (want %s)", m, s, strings.Join(metricNames(), ", "))
+	}
+	return fmt.Sprintf("unknown metric %q (want %s)", m, strings.Join(metricNames(), ", "))
+}
+
+// splitNumber splits "20ms" into 20 and "ms". The number is decimal, with an
+// optional sign, fraction and exponent.
+func splitNumber(s string) (float64, string, bool) {
+	i := 0
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		i++
+	}
+	digits := 0
+	for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '.') {
+		i++
+		digits++
+	}
+	if digits == 0 {
+		return 0, "", false
+	}
+	// An exponent only if digits follow, so that units are left alone.
+	if i+1 < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		j := i + 1
+		if s[j] == '+' || s[j] == '-' {
+			j++
+		}
+		if j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+				j++
+			}
+			i = j
+		}
+	}
+	v, err := strconv.ParseFloat(s[:i], 64)
+	if err != nil {
+		return 0, "", false
+	}
+	return v, s[i:], true
+}

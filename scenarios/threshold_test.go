@@ -1,0 +1,114 @@
+package scenarios
+
+import (
+	"errors"
+	"math"
+	"testing"
+)
+
+func TestParseThreshold(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		expr                   string
+		metric, stat, op, unit string
+		value                  float64
+	}{
+		{"p99 < 50ms", "latency", "p99", "<", "ns", 50e6},
+		{"p99<20ms", "latency", "p99", "<", "ns", 20e6},
+		{"latency.p99 < 20ms", "latency", "p99", "<", "ns", 20e6},
+		{"  p99.9 <= 1.5s ", "latency", "p99.9", "<=", "ns", 1.5e9},
+		{"p99.99 < 100us", "latency", "p99.99", "<", "ns", 100e3},
+		{"P99.90 < 100µs", "latency", "p99.9", "<", "ns", 100e3},
+		{"p50 < 250 ns", "latency", "p50", "<", "ns", 250},
+		{"service_time.p90 < 5ms", "service_time", "p90", "<", "ns", 5e6},
+		{"connect.max < 1s", "connect", "max", "<", "ns", 1e9},
+		{"send_lag.mean < 1ms", "send_lag", "mean", "<", "ns", 1e6},
+		{"min >= 10us", "latency", "min", ">=", "ns", 10e3},
+		{"error_rate < 0.1%", "error_rate", "", "<", "ratio", 0.001},
+		{"error_rate<0.001", "error_rate", "", "<", "ratio", 0.001},
+		{"loss <= 1%", "loss", "", "<=", "ratio", 0.01},
+		{"loss < 1e-4", "loss", "", "<", "ratio", 1e-4},
+		{"throughput > 9000", "throughput", "", ">", "msg/s", 9000},
+		{"throughput >= 9500 msg/s", "throughput", "", ">=", "msg/s", 9500},
+		{"rate_ratio >= 0.99", "rate_ratio", "", ">=", "ratio", 0.99},
+		{"rate_ratio > 95%", "rate_ratio", "", ">", "ratio", 0.95},
+	}
+	for _, tt := range tests {
+		th, err := ParseThreshold(tt.expr)
+		if err != nil {
+			t.Errorf("%q: %v", tt.expr, err)
+			continue
+		}
+		if th.Metric != tt.metric || th.Stat != tt.stat || th.Op != tt.op || th.Unit != tt.unit ||
+			math.Abs(th.Value-tt.value) > 1e-9*math.Abs(tt.value) {
+			t.Errorf("%q: got %+v, want %s %s %s %v %s", tt.expr, th, tt.metric, tt.stat, tt.op, tt.value, tt.unit)
+		}
+	}
+}
+
+func TestParseThresholdErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ expr, want string }{
+		{"p99<20mz", `"p99<20mz": unknown unit "mz" (want ns, us, ms, s)`},
+		{"p99 < 20", `"p99 < 20": missing unit after 20 (want ns, us, ms, s)`},
+		{"p99 < fast", `"p99 < fast": value "fast" is not a number`},
+		{"p99 < -5ms", `"p99 < -5ms": value -5ms is negative`},
+		{"p99 20ms", `"p99 20ms": no comparison; want <, <=, > or >=, as in "p99 < 50ms"`},
+		{"p99 == 20ms", `"p99 == 20ms": unsupported comparison "=="; want <, <=, > or >=`},
+		{"p99 =< 20ms", `"p99 =< 20ms": unsupported comparison "=<"; want <, <=, > or >=`},
+		{"< 20ms", `"< 20ms": nothing before <; want a stat such as p99 or a metric such as error_rate`},
+		{"p99 <", `"p99 <": no value after <`},
+		{"", `empty threshold; want one like "p99 < 50ms"`},
+		{"latancy.p99 < 20ms", `"latancy.p99 < 20ms": unknown metric "latancy"; did you mean "latency"? (want latency, service_time, connect, send_lag, error_rate, loss, throughput, rate_ratio)`},
+		{"jitter.p99 < 20ms", `"jitter.p99 < 20ms": unknown metric "jitter" (want latency, service_time, connect, send_lag, error_rate, loss, throughput, rate_ratio)`},
+		{"errors < 1%", `"errors < 1%": unknown stat or metric "errors"; stats are p50, p90, p99, p99.9, p99.99 (any pNN), min, max or mean; metrics are latency, service_time, connect, send_lag, error_rate, loss, throughput, rate_ratio`},
+		{"eror_rate < 1%", `"eror_rate < 1%": unknown metric "eror_rate"; did you mean "error_rate"? (want latency, service_time, connect, send_lag, error_rate, loss, throughput, rate_ratio)`},
+		{"latency.avg < 5ms", `"latency.avg < 5ms": unknown stat "avg" (want p50, p90, p99, p99.9, p99.99 (any pNN), min, max or mean)`},
+		{"latency.mena < 5ms", `"latency.mena < 5ms": unknown stat "mena"; did you mean "mean"? (want p50, p90, p99, p99.9, p99.99 (any pNN), min, max or mean)`},
+		{"p99x < 5ms", `"p99x < 5ms": unknown stat "p99x"; did you mean "p99"? (want p50, p90, p99, p99.9, p99.99 (any pNN), min, max or mean)`},
+		{"p999 < 5ms", `"p999 < 5ms": percentile p999 out of range; want above p0 and at most p100`},
+		{"p0 < 5ms", `"p0 < 5ms": percentile p0 out of range; want above p0 and at most p100`},
+		{"latency < 5ms", `"latency < 5ms": latency needs a stat, as in latency.p99 (want p50, p90, p99, p99.9, p99.99 (any pNN), min, max or mean)`},
+		{"error_rate.p99 < 1%", `"error_rate.p99 < 1%": error_rate is a single number and takes no stat; write "error_rate < ..."`},
+		{"error_rate < 5", `"error_rate < 5": error_rate is at most 1 (100%), got 5; did you mean 5%?`},
+		{"loss < 5ms", `"loss < 5ms": loss is a ratio: want a fraction like 0.001 or a percentage like 0.1%, got "5ms"`},
+		{"throughput > 5k", `"throughput > 5k": unknown unit "k" for throughput (want msg/s, or no unit)`},
+	}
+	for _, tt := range tests {
+		_, err := ParseThreshold(tt.expr)
+		if err == nil {
+			t.Errorf("%q: got no error, want %q", tt.expr, tt.want)
+			continue
+		}
+		if got := err.Error(); got != tt.want {
+			t.Errorf("%q:\ngot  %s\nwant %s", tt.expr, got, tt.want)
+		}
+		var e *Error
+		if !errors.As(err, &e) {
+			t.Errorf("%q: got %T, want *Error", tt.expr, err)
+		}
+	}
+}
+
+func TestThresholdPercentile(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		expr string
+		pct  float64
+		ok   bool
+	}{
+		{"p99 < 1ms", 99, true},
+		{"p99.9 < 1ms", 99.9, true},
+		{"max < 1ms", 0, false},
+		{"loss < 1%", 0, false},
+	} {
+		th, err := ParseThreshold(tt.expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pct, ok := th.Percentile()
+		if pct != tt.pct || ok != tt.ok {
+			t.Errorf("%q: got %v, %v, want %v, %v", tt.expr, pct, ok, tt.pct, tt.ok)
+		}
+	}
+}

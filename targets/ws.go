@@ -1,0 +1,309 @@
+package targets
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+const (
+	// wsReadBufferSize is the per-connection bufio.Reader size, in bytes.
+	wsReadBufferSize = 4 << 10
+	// wsInitialPayload is the per-connection frame buffer's first payload
+	// capacity, in bytes; it grows (never beyond MaxFrame) as larger frames arrive.
+	wsInitialPayload = 4 << 10
+	// hdrRoom is the space kept in front of the payload in the frame buffer for
+	// the reply header, in bytes: the largest unmasked header.
+	hdrRoom = ws.MaxHeaderSize - 4
+	// maxHandshakeBytes caps the HTTP upgrade request (request line and headers),
+	// in bytes, so that a peer cannot make the server buffer an endless line.
+	maxHandshakeBytes = 16 << 10
+	// maxCloseReason is the longest close reason that fits a control frame, in bytes.
+	maxCloseReason = 123
+)
+
+// errHandshakeTooLarge ends a handshake whose request exceeds maxHandshakeBytes.
+var errHandshakeTooLarge = errors.New("targets: websocket handshake request too large")
+
+// serveWS upgrades c to WebSocket within the handshake timeout, then echoes
+// frames until the peer closes, breaks the protocol or goes idle.
+func (s *Server) serveWS(c *conn) {
+	br := bufio.NewReaderSize(c, wsReadBufferSize)
+	_ = c.nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	// The upgrader reads through its own pooled bufio.Reader. handshakeReader
+	// feeds it the request only, so frames a client sends right behind its
+	// request stay in br instead of being swallowed by the upgrader's buffer.
+	hr := &handshakeReader{br: br}
+	if _, err := s.upgrader.Upgrade(handshakeConn{hr, c.nc}); err != nil {
+		s.st.wsHandshakeFailures.Add(1)
+		c.lingerClose(nil)
+		return
+	}
+	_ = c.nc.SetDeadline(time.Time{})
+	c.idle = s.cfg.IdleTimeout
+
+	w := &wsConn{
+		s:     s,
+		c:     c,
+		br:    br,
+		buf:   make([]byte, hdrRoom+max(min(wsInitialPayload, s.cfg.MaxFrame), ws.MaxControlFramePayloadSize)),
+		state: ws.StateServerSide,
+	}
+	w.serve()
+}
+
+// wsConn is the state of one upgraded WebSocket connection.
+type wsConn struct {
+	s  *Server
+	c  *conn
+	br *bufio.Reader
+	// hb is the scratch space ws.ReadHeaderBuffer needs.
+	hb [ws.MaxHeaderSize - 2]byte
+	// buf holds a reply header in buf[:hdrRoom] (right-aligned) and the frame
+	// payload from buf[hdrRoom:], so a payload is read, unmasked and echoed in
+	// place with one Write. len(buf) == cap(buf).
+	buf   []byte
+	state ws.State // server side, plus StateFragmented inside a fragmented message
+}
+
+// serve is the frame loop: read a header, check it, read and unmask the
+// payload in place, reply.
+func (w *wsConn) serve() {
+	maxFrame := int64(w.s.cfg.MaxFrame)
+	for {
+		h, err := ws.ReadHeaderBuffer(w.br, w.hb[:])
+		if err != nil {
+			if errors.Is(err, ws.ErrHeaderLengthMSB) || errors.Is(err, ws.ErrHeaderLengthUnexpected) {
+				w.fail(ws.StatusProtocolError, err.Error())
+				return
+			}
+			w.readFailed(err)
+			return
+		}
+		if err := ws.CheckHeader(h, w.state); err != nil {
+			w.fail(ws.StatusProtocolError, err.Error())
+			return
+		}
+		if h.OpCode.IsData() || h.OpCode == ws.OpContinuation {
+			if h.Length > maxFrame {
+				w.fail(ws.StatusMessageTooBig, "frame too big")
+				return
+			}
+		}
+		n := int(h.Length) // bounded by MaxFrame or the 125-byte control limit
+		p, err := w.readPayload(n)
+		if err != nil {
+			w.readFailed(err)
+			return
+		}
+		ws.Cipher(p, h.Mask, 0)
+
+		switch h.OpCode {
+		case ws.OpText, ws.OpBinary, ws.OpContinuation:
+			if h.Fin {
+				w.state = w.state.Clear(ws.StateFragmented)
+			} else {
+				w.state = w.state.Set(ws.StateFragmented)
+			}
+			w.s.st.bytesIn.Add(int64(n))
+			if err := w.send(h.Fin, h.OpCode, n); err != nil {
+				w.s.ioFailed(err)
+				return
+			}
+			w.s.st.messagesEchoed.Add(1)
+			w.s.st.bytesOut.Add(int64(n))
+		case ws.OpPing:
+			if err := w.send(true, ws.OpPong, n); err != nil {
+				w.s.ioFailed(err)
+				return
+			}
+		case ws.OpPong:
+			// Unsolicited pongs are allowed and ignored.
+		case ws.OpClose:
+			w.closeReceived(p)
+			return
+		}
+	}
+}
+
+// closeReceived answers the peer's close frame (payload p, unmasked, in place)
+// with a close frame echoing its status code; an invalid close payload is a
+// protocol error instead.
+func (w *wsConn) closeReceived(p []byte) {
+	n := 0
+	if len(p) > 0 {
+		code, reason := ws.ParseCloseFrameDataUnsafe(p)
+		err := ws.CheckCloseFrameData(code, reason)
+		switch {
+		case len(p) == 1:
+			w.fail(ws.StatusProtocolError, "close payload of 1 byte")
+			return
+		case errors.Is(err, ws.ErrProtocolInvalidUTF8):
+			w.fail(ws.StatusInvalidFramePayloadData, err.Error())
+			return
+		case err != nil:
+			w.fail(ws.StatusProtocolError, err.Error())
+			return
+		case code >= 5000:
+			w.fail(ws.StatusProtocolError, "status code out of range")
+			return
+		}
+		n = 2 // echo the code, drop the reason
+	}
+	if err := w.send(true, ws.OpClose, n); err != nil {
+		w.s.ioFailed(err)
+	}
+}
+
+// readFailed ends the connection after a failed read. An idle timeout is
+// announced to the peer with close code 1001 (going away).
+func (w *wsConn) readFailed(err error) {
+	w.s.ioFailed(err)
+	if w.c.idle > 0 && isTimeout(err) {
+		w.sendClose(ws.StatusGoingAway, "idle timeout")
+	}
+}
+
+// fail counts a protocol error, sends a close frame with code and reason, and
+// drains input briefly so that the peer gets to read it.
+func (w *wsConn) fail(code ws.StatusCode, reason string) {
+	w.s.st.protocolErrors.Add(1)
+	w.sendClose(code, reason)
+	w.c.lingerClose(w.buf)
+}
+
+// sendClose writes a close frame with code and reason (truncated to fit),
+// giving up after closeLinger if the peer does not read.
+func (w *wsConn) sendClose(code ws.StatusCode, reason string) {
+	if len(reason) > maxCloseReason {
+		reason = reason[:maxCloseReason]
+	}
+	binary.BigEndian.PutUint16(w.buf[hdrRoom:], uint16(code))
+	n := 2 + copy(w.buf[hdrRoom+2:], reason)
+	w.c.idle = 0
+	_ = w.c.nc.SetWriteDeadline(time.Now().Add(closeLinger))
+	_ = w.send(true, ws.OpClose, n)
+}
+
+// readPayload reads an n-byte payload into w.buf[hdrRoom:] and returns it. The
+// buffer grows only as bytes actually arrive, never on the declared length
+// alone, and keeps its size for later frames.
+func (w *wsConn) readPayload(n int) ([]byte, error) {
+	end := hdrRoom + n
+	buf := w.buf
+	if end <= len(buf) {
+		_, err := io.ReadFull(w.br, buf[hdrRoom:end])
+		return buf[hdrRoom:end], err
+	}
+	for off := hdrRoom; off < end; {
+		if off == len(buf) {
+			grown := make([]byte, min(end, 2*len(buf)))
+			copy(grown, buf[:off])
+			buf = grown
+			w.buf = grown
+		}
+		m, err := w.br.Read(buf[off:min(end, len(buf))])
+		off += m
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return buf[hdrRoom:end], nil
+}
+
+// send writes one unmasked frame whose n-byte payload already sits at
+// w.buf[hdrRoom:]: the header goes right in front of it and header and payload
+// leave in one Write.
+func (w *wsConn) send(fin bool, op ws.OpCode, n int) error {
+	start := putHeader(w.buf[:hdrRoom], fin, op, n)
+	_, err := w.c.Write(w.buf[start : hdrRoom+n])
+	return err
+}
+
+// putHeader encodes an unmasked frame header for an n-byte payload so that it
+// ends at len(dst), and returns where it starts. len(dst) must be at least 10.
+func putHeader(dst []byte, fin bool, op ws.OpCode, n int) int {
+	b0 := byte(op)
+	if fin {
+		b0 |= 0x80
+	}
+	end := len(dst)
+	switch {
+	case n <= 125:
+		dst[end-2], dst[end-1] = b0, byte(n)
+		return end - 2
+	case n <= 0xffff:
+		start := end - 4
+		dst[start], dst[start+1] = b0, 126
+		binary.BigEndian.PutUint16(dst[start+2:], uint16(n))
+		return start
+	default:
+		start := end - 10
+		dst[start], dst[start+1] = b0, 127
+		binary.BigEndian.PutUint64(dst[start+2:], uint64(n))
+		return start
+	}
+}
+
+// handshakeConn is what the upgrader sees: requests read through a
+// handshakeReader, responses written straight to the connection.
+type handshakeConn struct {
+	io.Reader
+	io.Writer
+}
+
+// handshakeReader passes the HTTP upgrade request from br up to and including
+// the blank line that ends its headers, and nothing after it, so bytes that
+// follow stay buffered in br. It fails once more than maxHandshakeBytes have
+// been read. Line ends are "\r\n" or "\n", as the upgrader accepts.
+type handshakeReader struct {
+	br      *bufio.Reader
+	read    int  // bytes passed on so far
+	lineLen int  // bytes in the current line so far
+	lastCR  bool // the current line's last byte is '\r'
+	done    bool // the blank line was passed on
+}
+
+// Read passes on request bytes buffered in br, filling br first if it is empty.
+func (h *handshakeReader) Read(p []byte) (int, error) {
+	if h.done {
+		return 0, io.EOF
+	}
+	if h.read >= maxHandshakeBytes {
+		return 0, errHandshakeTooLarge
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if h.br.Buffered() == 0 {
+		if _, err := h.br.Peek(1); err != nil {
+			return 0, err
+		}
+	}
+	b, _ := h.br.Peek(min(h.br.Buffered(), len(p), maxHandshakeBytes-h.read))
+	n := len(b)
+	for i, c := range b {
+		if c != '\n' {
+			h.lineLen++
+			h.lastCR = c == '\r'
+			continue
+		}
+		if h.lineLen == 0 || (h.lineLen == 1 && h.lastCR) {
+			n = i + 1
+			h.done = true
+			break
+		}
+		h.lineLen, h.lastCR = 0, false
+	}
+	copy(p, b[:n])
+	_, _ = h.br.Discard(n)
+	h.read += n
+	return n, nil
+}

@@ -1,0 +1,512 @@
+package targets
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+)
+
+// clientFrame encodes a client frame: header h, then payload masked with
+// h.Mask when h.Masked. h.Length is set from the payload unless already set.
+func clientFrame(t *testing.T, h ws.Header, payload []byte) []byte {
+	t.Helper()
+	if h.Length == 0 {
+		h.Length = int64(len(payload))
+	}
+	var b bytes.Buffer
+	if err := ws.WriteHeader(&b, h); err != nil {
+		t.Fatal(err)
+	}
+	p := bytes.Clone(payload)
+	if h.Masked {
+		ws.Cipher(p, h.Mask, 0)
+	}
+	b.Write(p)
+	return b.Bytes()
+}
+
+// masked returns a masked client header.
+func masked(fin bool, op ws.OpCode) ws.Header {
+	return ws.Header{Fin: fin, OpCode: op, Masked: true, Mask: ws.NewMask()}
+}
+
+// expectClose reads frames until a close frame, skipping data frames the
+// server echoed before it, checks its status code, and checks the server then
+// closes the connection.
+func expectClose(t *testing.T, c wsClient, want ws.StatusCode) {
+	t.Helper()
+	for {
+		h, p := readFrame(t, c)
+		if h.OpCode != ws.OpClose {
+			continue
+		}
+		if len(p) < 2 {
+			t.Fatalf(
+				"close frame payload %q has no status code, want %d",
+				p, want)
+		}
+		if got := ws.StatusCode(binary.BigEndian.Uint16(p)); got != want {
+			t.Fatalf(
+				"close code %d (%q), want %d",
+				got, p[2:], want)
+		}
+		expectEOF(t, c)
+		return
+	}
+}
+
+func TestWSEcho(t *testing.T) {
+	t.Parallel()
+	s := serve(t, Config{WS: "127.0.0.1:0"})
+	tests := []struct {
+		name string
+		op   ws.OpCode
+		size int
+	}{
+		{
+			name: "binary empty",
+			op:   ws.OpBinary,
+			size: 0,
+		},
+		{
+			name: "binary 1",
+			op:   ws.OpBinary,
+			size: 1,
+		},
+		{
+			name: "binary 125",
+			op:   ws.OpBinary,
+			size: 125,
+		},
+		{
+			name: "binary 126",
+			op:   ws.OpBinary,
+			size: 126,
+		},
+		{
+			name: "binary 65535",
+			op:   ws.OpBinary,
+			size: 65535,
+		},
+		{
+			name: "binary 65536",
+			op:   ws.OpBinary,
+			size: 65536,
+		},
+		{
+			name: "binary max frame",
+			op:   ws.OpBinary,
+			size: DefaultMaxFrame,
+		},
+		{
+			name: "text 5",
+			op:   ws.OpText,
+			size: 5,
+		},
+		{
+			name: "text 10000",
+			op:   ws.OpText,
+			size: 10000,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := dialWS(t, s)
+			msg := []byte(strings.Repeat("sockbench", tt.size/9+1)[:tt.size])
+			// Twice, so the second frame reuses the connection's buffers.
+			for range 2 {
+				if err := wsutil.WriteClientMessage(c, tt.op, msg); err != nil {
+					t.Fatal(err)
+				}
+				got, op, err := wsutil.ReadServerData(c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if op != tt.op || !bytes.Equal(got, msg) {
+					t.Fatalf(
+						"got op %v, %d bytes; want op %v, %d bytes",
+						op, len(got), tt.op, len(msg))
+				}
+			}
+		})
+	}
+}
+
+func TestWSFragmentsAndControlFrames(t *testing.T) {
+	t.Parallel()
+	s := serve(t, Config{WS: "127.0.0.1:0"})
+	c := dialWS(t, s)
+	type frame struct {
+		fin     bool
+		op      ws.OpCode
+		payload string
+	}
+	send := []frame{
+		{
+			fin:     false,
+			op:      ws.OpText,
+			payload: "ab",
+		},
+		{
+			fin:     true,
+			op:      ws.OpPing,
+			payload: "ping in the middle",
+		},
+		{
+			fin:     true,
+			op:      ws.OpPong,
+			payload: "unsolicited, ignored",
+		},
+		{
+			fin:     false,
+			op:      ws.OpContinuation,
+			payload: "cd",
+		},
+		{
+			fin:     true,
+			op:      ws.OpContinuation,
+			payload: "ef",
+		},
+		{
+			fin:     true,
+			op:      ws.OpPing,
+			payload: "",
+		},
+	}
+	want := []frame{
+		send[0],
+		{
+			fin:     true,
+			op:      ws.OpPong,
+			payload: "ping in the middle",
+		},
+		send[3],
+		send[4],
+		{
+			fin:     true,
+			op:      ws.OpPong,
+			payload: "",
+		},
+	}
+	var out []byte
+	for _, f := range send {
+		out = append(out, clientFrame(t, masked(f.fin, f.op), []byte(f.payload))...)
+	}
+	if _, err := c.Write(out); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range want {
+		h, p := readFrame(t, c)
+		if got := (frame{fin: h.Fin, op: h.OpCode, payload: string(p)}); got != w {
+			t.Fatalf(
+				"frame %d: got %+v, want %+v",
+				i, got, w)
+		}
+	}
+}
+
+func TestWSCloseHandshake(t *testing.T) {
+	t.Parallel()
+	s := serve(t, Config{WS: "127.0.0.1:0"})
+	tests := []struct {
+		name    string
+		payload []byte
+		want    []byte
+	}{
+		{
+			name:    "code and reason",
+			payload: ws.NewCloseFrameBody(ws.StatusNormalClosure, "bye"),
+			want:    ws.NewCloseFrameBody(ws.StatusNormalClosure, ""),
+		},
+		{
+			name:    "application code",
+			payload: ws.NewCloseFrameBody(4000, ""),
+			want:    ws.NewCloseFrameBody(4000, ""),
+		},
+		{
+			name:    "empty",
+			payload: nil,
+			want:    []byte{},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := dialWS(t, s)
+			echoWS(t, c, []byte("hello"))
+			if _, err := c.Write(clientFrame(t, masked(true, ws.OpClose), tt.payload)); err != nil {
+				t.Fatal(err)
+			}
+			h, p := readFrame(t, c)
+			if h.OpCode != ws.OpClose || !h.Fin || !bytes.Equal(p, tt.want) {
+				t.Fatalf(
+					"got %v fin=%v %x, want close %x",
+					h.OpCode, h.Fin, p, tt.want)
+			}
+			expectEOF(t, c)
+		})
+	}
+}
+
+func TestWSProtocolErrors(t *testing.T) {
+	t.Parallel()
+	const maxFrame = 1024
+	s := serve(t, Config{WS: "127.0.0.1:0", MaxFrame: maxFrame})
+	big := make([]byte, maxFrame+1)
+	// A header claiming a 64-bit length with the most significant bit set.
+	msbLength := []byte{0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}
+	tests := []struct {
+		name string
+		in   func(t *testing.T) []byte
+		want ws.StatusCode
+	}{
+		{
+			name: "unmasked frame",
+			in: func(t *testing.T) []byte {
+				return clientFrame(t, ws.Header{Fin: true, OpCode: ws.OpBinary}, []byte("hi"))
+			},
+			want: ws.StatusProtocolError,
+		},
+		{
+			name: "oversized frame",
+			in: func(t *testing.T) []byte {
+				return clientFrame(t, masked(true, ws.OpBinary), big)
+			},
+			want: ws.StatusMessageTooBig,
+		},
+		{
+			name: "oversized continuation",
+			in: func(t *testing.T) []byte {
+				first := clientFrame(t, masked(false, ws.OpBinary), []byte("a"))
+				return append(first, clientFrame(t, masked(true, ws.OpContinuation), big)...)
+			},
+			want: ws.StatusMessageTooBig,
+		},
+		{
+			name: "reserved opcode",
+			in: func(t *testing.T) []byte {
+				return clientFrame(t, masked(true, ws.OpCode(0x3)), []byte("hi"))
+			},
+			want: ws.StatusProtocolError,
+		},
+		{
+			name: "reserved control opcode",
+			in: func(t *testing.T) []byte {
+				return clientFrame(t, masked(true, ws.OpCode(0xb)), nil)
+			},
+			want: ws.StatusProtocolError,
+		},
+		{
+			name: "rsv bit without extension",
+			in: func(t *testing.T) []byte {
+				h := masked(true, ws.OpBinary)
+				h.Rsv = ws.Rsv(true, false, false)
+				return clientFrame(t, h, []byte("hi"))
+			},
+			want: ws.StatusProtocolError,
+		},
+		{
+			name: "continuation without start",
+			in: func(t *testing.T) []byte {
+				return clientFrame(t, masked(true, ws.OpContinuation), []byte("hi"))
+			},
+			want: ws.StatusProtocolError,
+		},
+		{
+			name: "new message inside fragmented one",
+			in: func(t *testing.T) []byte {
+				first := clientFrame(t, masked(false, ws.OpText), []byte("a"))
+				return append(first, clientFrame(t, masked(true, ws.OpBinary), []byte("b"))...)
+			},
+			want: ws.StatusProtocolError,
+		},
+		{
+			name: "control frame over 125 bytes",
+			in: func(t *testing.T) []byte {
+				return clientFrame(t, masked(true, ws.OpPing), make([]byte, 126))
+			},
+			want: ws.StatusProtocolError,
+		},
+		{
+			name: "fragmented control frame",
+			in: func(t *testing.T) []byte {
+				return clientFrame(t, masked(false, ws.OpPing), []byte("p"))
+			},
+			want: ws.StatusProtocolError,
+		},
+		{
+			name: "length with most significant bit set",
+			in:   func(*testing.T) []byte { return msbLength },
+			want: ws.StatusProtocolError,
+		},
+		{
+			name: "close payload of 1 byte",
+			in: func(t *testing.T) []byte {
+				return clientFrame(t, masked(true, ws.OpClose), []byte{3})
+			},
+			want: ws.StatusProtocolError,
+		},
+		{
+			name: "close code not in use",
+			in: func(t *testing.T) []byte {
+				return clientFrame(t, masked(true, ws.OpClose), ws.NewCloseFrameBody(999, ""))
+			},
+			want: ws.StatusProtocolError,
+		},
+		{
+			name: "close code reserved",
+			in: func(t *testing.T) []byte {
+				return clientFrame(t, masked(true, ws.OpClose), ws.NewCloseFrameBody(ws.StatusNoStatusRcvd, ""))
+			},
+			want: ws.StatusProtocolError,
+		},
+		{
+			name: "close code above 4999",
+			in: func(t *testing.T) []byte {
+				return clientFrame(t, masked(true, ws.OpClose), ws.NewCloseFrameBody(5000, ""))
+			},
+			want: ws.StatusProtocolError,
+		},
+		{
+			name: "close reason not utf-8",
+			in: func(t *testing.T) []byte {
+				return clientFrame(t, masked(true, ws.OpClose), ws.NewCloseFrameBody(ws.StatusNormalClosure, "\xff\xfe"))
+			},
+			want: ws.StatusInvalidFramePayloadData,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := dialWS(t, s)
+			if _, err := c.Write(tt.in(t)); err != nil {
+				t.Fatal(err)
+			}
+			expectClose(t, c, tt.want)
+		})
+	}
+
+	t.Run("max frame accepted", func(t *testing.T) {
+		t.Parallel()
+		echoWS(t, dialWS(t, s), big[:maxFrame])
+	})
+}
+
+func TestWSBadHandshakes(t *testing.T) {
+	t.Parallel()
+	s := serve(t, Config{WS: "127.0.0.1:0", HandshakeTimeout: 200 * time.Millisecond})
+	good := dialWS(t, s)
+	echoWS(t, good, []byte("before"))
+
+	tests := []struct {
+		name string
+		in   string
+	}{
+		{
+			name: "binary garbage",
+			in:   "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n",
+		},
+		{
+			name: "http without upgrade headers",
+			in:   "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+		},
+		{
+			name: "post",
+			in:   "POST / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+		},
+		{
+			name: "endless line",
+			in:   strings.Repeat("a", 2*maxHandshakeBytes),
+		},
+		{
+			name: "silent until timeout",
+			in:   "",
+		},
+		{
+			name: "incomplete request until timeout",
+			in:   "GET / HTTP/1.1\r\nHost: x\r\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dial(t, "tcp", s.WSAddr())
+			if tt.in != "" {
+				_, _ = c.Write([]byte(tt.in)) // may fail once the server gives up
+			}
+			expectEOF(t, c)
+		})
+	}
+
+	echoWS(t, good, []byte("after"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.Stats().WSHandshakeFailures, int64(len(tests)); got != want {
+		t.Fatalf(
+			"WSHandshakeFailures = %d, want %d",
+			got, want)
+	}
+}
+
+// TestWSPipelinedHandshake sends the upgrade request and a first frame in one
+// write; the frame must not be lost in the upgrader's buffer.
+func TestWSPipelinedHandshake(t *testing.T) {
+	t.Parallel()
+	s := serve(t, Config{WS: "127.0.0.1:0"})
+	c := dial(t, "tcp", s.WSAddr())
+	req := "GET /any/path HTTP/1.1\r\n" +
+		"Host: " + s.WSAddr() + "\r\n" +
+		"Upgrade: websocket\r\n" +
+		"Connection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+		"Sec-WebSocket-Version: 13\r\n\r\n"
+	out := append([]byte(req), clientFrame(t, masked(true, ws.OpText), []byte("right behind"))...)
+	if _, err := c.Write(out); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf(
+			"status %d, want 101",
+			resp.StatusCode)
+	}
+	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="; got != want {
+		t.Fatalf(
+			"Sec-WebSocket-Accept %q, want %q",
+			got, want)
+	}
+	h, p := readFrame(t, br)
+	if h.OpCode != ws.OpText || string(p) != "right behind" {
+		t.Fatalf(
+			"got %v %q, want text %q",
+			h.OpCode, p, "right behind")
+	}
+}
+
+func TestWSIdleTimeout(t *testing.T) {
+	t.Parallel()
+	s := serve(t, Config{WS: "127.0.0.1:0", IdleTimeout: 100 * time.Millisecond})
+	c := dialWS(t, s)
+	echoWS(t, c, []byte("then nothing"))
+	expectClose(t, c, ws.StatusGoingAway)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Stats().IOErrors; got != 1 {
+		t.Fatalf(
+			"IOErrors = %d, want 1 (the idle timeout)",
+			got)
+	}
+}
