@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/sockbench/sockbench/internal/result"
 )
@@ -131,16 +130,16 @@ func errorList(m map[string]int64) string {
 
 // dur formats ns with about three significant digits in a unit people read.
 func dur(ns int64) string {
-	d := time.Duration(ns)
+	v := float64(ns)
 	switch {
-	case d < time.Microsecond:
+	case v < 999.5:
 		return fmt.Sprintf("%dns", ns)
-	case d < time.Millisecond:
-		return sig3(float64(ns)/1e3) + "us"
-	case d < time.Second:
-		return sig3(float64(ns)/1e6) + "ms"
+	case v < 999.5e3:
+		return sig3(v/1e3) + "us"
+	case v < 999.5e6:
+		return sig3(v/1e6) + "ms"
 	}
-	return sig3(float64(ns)/1e9) + "s"
+	return sig3(v/1e9) + "s"
 }
 
 func sig3(v float64) string {

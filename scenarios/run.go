@@ -75,10 +75,13 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 		if secs <= 0 {
 			return
 		}
-		ph := p.Phases[max(phaseIdx, 0)]
+		ph := p.Phases[min(max(phaseIdx, 0), len(p.Phases)-1)]
 		name := ph.Name
-		if phaseIdx < 0 {
+		switch {
+		case phaseIdx < 0:
 			name = "warmup"
+		case phaseIdx >= len(p.Phases):
+			name = "drain"
 		}
 		open := set.Open()
 		iv := result.Interval{
@@ -121,6 +124,9 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 	}})
 	close(done)
 	<-collectorDone
+	mu.Lock()
+	phaseIdx = len(p.Phases) // what is left is the drain
+	mu.Unlock()
 	collect(clk.Now())
 
 	counters, hists, err := set.Snapshot()

@@ -156,7 +156,7 @@ func (e *Goroutine) open(ctx context.Context, id uint32) {
 	if e.p.Target.Transport != plan.UDP {
 		rec.Connected(connected - t0)
 	} else {
-		rec.Connected(0)
+		rec.Opened()
 	}
 	c := &gconn{
 		e: e, id: id, rec: rec, nc: d.nc, codec: newCodec(e.p, id),

@@ -178,6 +178,14 @@ func (r *Recorder) Connected(d int64) {
 	r.mu.Unlock()
 }
 
+// Opened counts a connection established with no handshake to time (a
+// connected UDP socket): it is not a connect-latency sample.
+func (r *Recorder) Opened() {
+	r.mu.Lock()
+	r.c.opened++
+	r.mu.Unlock()
+}
+
 // ConnFailed counts a failed connection attempt of class c.
 func (r *Recorder) ConnFailed(c ErrorClass) {
 	r.mu.Lock()
