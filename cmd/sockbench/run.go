@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -165,6 +166,10 @@ func runScenario(arg string, o scenarios.Overrides, f runFlags, stdout, stderr i
 	fmt.Fprintf(stderr, "sockbench: result written to %s\n", path)
 	if r.Interrupted {
 		fmt.Fprintf(stderr, "sockbench: interrupted; the result holds what was measured\n")
+		return nil
+	}
+	if r.Counters.ConnsOpened == 0 {
+		return &cannotError{fmt.Errorf("no connection to %s could be opened (%d attempts failed: %s)", r.Plan.Target, r.Counters.ConnsFailed, errorSummary(r.Counters.Errors))}
 	}
 	return nil
 }
@@ -200,4 +205,13 @@ func maxConns(limit uint64, spec *scenarios.Spec) int {
 		n /= 2
 	}
 	return max(n, 1)
+}
+
+func errorSummary(m map[string]int64) string {
+	parts := make([]string, 0, len(m))
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%s %d", k, v))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
 }
