@@ -46,7 +46,7 @@ func Text(w io.Writer, r *result.Result) error {
 	fmt.Fprintln(tw, "\tcount\tmin\tp50\tp90\tp99\tp99.9\tp99.99\tmax\tmean\t")
 	for _, name := range []string{result.Latency, result.ServiceTime, result.Connect, result.SendLag} {
 		h := r.Histograms[name]
-		if h == nil {
+		if h == nil || (name == result.SendLag && p.Mode == "closed") { // closed loop has no schedule to lag
 			continue
 		}
 		if h.Count == 0 {
@@ -81,7 +81,7 @@ func Text(w io.Writer, r *result.Result) error {
 	fmt.Fprintf(&b, "  bytes      sent %d, received %d\n", c.BytesSent, c.BytesReceived)
 	fmt.Fprintf(&b, "  errors     %s\n", errorList(c.Errors))
 	fmt.Fprintf(&b, "  harness    cpu %.0f%% of %d cores", r.Self.CPUPercent, r.Env.CPUs)
-	if lag := r.Histograms[result.SendLag]; lag != nil && lag.Count > 0 {
+	if lag := r.Histograms[result.SendLag]; lag != nil && lag.Count > 0 && p.Mode != "closed" {
 		fmt.Fprintf(&b, ", send lag p99 %s max %s", dur(lag.P99), dur(lag.Max))
 	}
 	if r.Self.Saturated {
