@@ -236,6 +236,7 @@ type gconn struct {
 	firstErr      error
 	finished      bool
 	payload       []byte // padded payload template
+	pong          []byte // reader's buffer for pong frames
 }
 
 func (c *gconn) markClosing() {
@@ -641,7 +642,8 @@ func (c *gconn) parse(b []byte, wbuf []byte) (int, []byte, error) {
 			c.rec.Bytes(used)
 			wc := c.codec.(*wire.WSClient)
 			c.mu.Lock()
-			pong := wc.AppendFrame(nil, ws.OpPong, payload)
+			c.pong = wc.AppendFrame(c.pong[:0], ws.OpPong, payload)
+			pong := c.pong
 			c.mu.Unlock()
 			if _, err := c.nc.Write(pong); err != nil {
 				return off, wbuf, err
