@@ -82,7 +82,7 @@ func (r *ring) answer(seq uint64) (outcome int, intended int64) {
 	return tooLate, sl.intended
 }
 
-// expire marks messages sent before cutoff and still waiting as lost, and
+// expire marks messages sent at or before cutoff and still waiting as lost, and
 // returns how many, and how many of those were measured.
 func (r *ring) expire(cutoff int64, win *metrics.Window) (n, measured int64) {
 	for ; r.lo < r.hi; r.lo++ {

@@ -225,15 +225,19 @@ func WriteFile(path string, r *Result) error {
 	data = append(data, '\n')
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("write result: %w", err)
+		return fmt.Errorf("write result %s: %w", path, err)
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return fmt.Errorf("write result: %w", err)
+		return fmt.Errorf("write result %s: %w", path, err)
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // no-op after a successful rename
 	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write result %s: %w", path, err)
+	}
+	if err := f.Chmod(0o644); err != nil { // CreateTemp makes 0600; results are shared artifacts
 		f.Close()
 		return fmt.Errorf("write result %s: %w", path, err)
 	}
@@ -283,6 +287,9 @@ func Decode(name string, data []byte) (*Result, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	for k, h := range r.Histograms {
+		if h == nil {
+			return nil, fmt.Errorf("%s: histogram %q: missing (null)", name, k)
+		}
 		if _, err := h.HDR(); err != nil {
 			return nil, fmt.Errorf("%s: histogram %q: %w", name, k, err)
 		}

@@ -89,6 +89,9 @@ func (c Line) Next(src []byte) (Op, []byte, int, error) {
 		}
 		return OpData, nil, 0, nil
 	}
+	if i > c.Max {
+		return OpData, nil, 0, fmt.Errorf("%w: line of %d bytes > %d", ErrTooLarge, i, c.Max)
+	}
 	return OpData, src[:i], i + 1, nil
 }
 
