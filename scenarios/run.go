@@ -69,10 +69,10 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 	last := int64(0)
 	collect := func(now int64) {
 		mu.Lock()
-		defer mu.Unlock()
 		tick := set.Interval()
 		secs := float64(now-last) / 1e9
 		if secs <= 0 {
+			mu.Unlock()
 			return
 		}
 		ph := p.Phases[min(max(phaseIdx, 0), len(p.Phases)-1)]
@@ -97,8 +97,9 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 		}
 		last = now
 		intervals = append(intervals, iv)
+		mu.Unlock()
 		if opts.Interval != nil {
-			opts.Interval(iv, p)
+			opts.Interval(iv, p) // unlocked: a slow progress writer must not hold up the timeline
 		}
 	}
 	done := make(chan struct{})

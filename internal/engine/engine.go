@@ -38,9 +38,11 @@ type Config struct {
 	Logf  func(format string, args ...any) // rare events only; may be nil
 }
 
-// Engine is the transport half of a run. Drive calls its methods from one
-// goroutine in this order: Probe, Pace, Scale (and later Pace/Scale per
-// phase), Stop, Outstanding while draining, Close.
+// Engine is the transport half of a run. Drive calls Probe, then Pace for
+// the first phase and Scale for its connections; once the ramp is done it
+// publishes every later phase with Pace and the end with Stop (both may name
+// times in the future), scales at phase boundaries, polls Outstanding while
+// draining, and calls Close.
 type Engine interface {
 	// Name is the engine's name as reported ("goroutine", "epoll").
 	Name() string
@@ -58,7 +60,7 @@ type Engine interface {
 	// Stop ends sending: no message intended at or after atNs is sent.
 	Stop(atNs int64)
 	// Outstanding is the number of messages sent and not yet answered or
-	// counted lost.
+	// counted lost, plus connections that still owe scheduled sends.
 	Outstanding() int64
 	// Close closes every connection, counts messages still awaited as in
 	// flight (or lost, for UDP past the timeout) and waits for goroutines.
@@ -127,16 +129,33 @@ func Drive(ctx context.Context, e Engine, p *plan.Plan, clk Clock, set *metrics.
 		return stopNow()
 	}
 
+	// The whole timeline is known now: publish every phase's pacing and the
+	// stop time in advance, so that a connection running late keeps each
+	// phase's rate and sends nothing scheduled after the end.
+	starts := make([]int64, len(p.Phases))
 	at := tl.Start
+	for i, ph := range p.Phases {
+		starts[i] = at
+		if i > 0 {
+			e.Pace(at, ph)
+		}
+		at += int64(ph.Duration)
+	}
+	tl.End = at
+	e.Stop(tl.End)
+
 	scaleDone := make(chan struct{})
 	close(scaleDone)
 	for i, ph := range p.Phases {
-		tl.PhaseStarts = append(tl.PhaseStarts, at)
-		phase(i, at)
-		if i > 0 {
-			e.Pace(at, ph)
-			// Ramp inside the phase; the previous ramp, if any, has had its
-			// phase to finish.
+		if !sleepUntil(ctx, clk, starts[i]) {
+			<-scaleDone
+			return stopNow()
+		}
+		tl.PhaseStarts = append(tl.PhaseStarts, starts[i])
+		phase(i, starts[i])
+		if i > 0 && ph.Conns != p.Phases[i-1].Conns {
+			// Ramp inside the phase; the previous ramp has had its phase
+			// to finish.
 			<-scaleDone
 			scaleDone = make(chan struct{})
 			go func(n int, rate float64, done chan struct{}) {
@@ -144,15 +163,12 @@ func Drive(ctx context.Context, e Engine, p *plan.Plan, clk Clock, set *metrics.
 				_ = e.Scale(ctx, n, rate)
 			}(ph.Conns, ph.ConnectRate, scaleDone)
 		}
-		at += int64(ph.Duration)
-		if !sleepUntil(ctx, clk, at) {
-			<-scaleDone
-			return stopNow()
-		}
+	}
+	if !sleepUntil(ctx, clk, tl.End) {
+		<-scaleDone
+		return stopNow()
 	}
 	<-scaleDone
-	tl.End = at
-	e.Stop(tl.End)
 
 	deadline := tl.End + int64(p.Timeout)
 	for e.Outstanding() > 0 && clk.Now() < deadline && ctx.Err() == nil {

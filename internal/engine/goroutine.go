@@ -19,16 +19,6 @@ import (
 // when it has fallen behind its schedule.
 const maxBatch = 256
 
-// schedule is one pacing regime, replaced whole by Pace and Stop.
-type schedule struct {
-	from     int64 // ns: first send at or after this
-	interval int64 // ns between sends on one connection (open loop)
-	inflight int   // messages outstanding per connection (closed loop)
-	size     int   // payload bytes
-	stopAt   int64 // ns: no send intended at or after this
-	changed  chan struct{}
-}
-
 // Goroutine is the portable engine: two goroutines per connection (a
 // paced writer and a reader) using the standard net package. It is the
 // correctness reference for faster engines.
@@ -44,7 +34,8 @@ type Goroutine struct {
 	nextID  uint32
 	closing bool
 
-	outstanding atomic.Int64
+	outstanding atomic.Int64 // messages sent and not yet answered or lost
+	owing       atomic.Int64 // open-loop writers with sends still due before the stop
 	wg          sync.WaitGroup
 }
 
@@ -53,7 +44,7 @@ var _ Engine = (*Goroutine)(nil)
 // NewGoroutine returns a goroutine-per-connection engine for cfg.
 func NewGoroutine(cfg Config) *Goroutine {
 	e := &Goroutine{cfg: cfg, p: cfg.Plan, clk: cfg.Clock, set: cfg.Set}
-	e.sched.Store(&schedule{stopAt: math.MaxInt64, changed: make(chan struct{}), size: cfg.Plan.Phases[0].Size})
+	e.sched.Store(newSchedule())
 	return e
 }
 
@@ -63,34 +54,28 @@ func (e *Goroutine) Name() string { return "goroutine" }
 // Probe implements Engine.
 func (e *Goroutine) Probe(ctx context.Context) error { return probe(ctx, e.p) }
 
-// Outstanding implements Engine.
-func (e *Goroutine) Outstanding() int64 { return e.outstanding.Load() }
+// Outstanding implements Engine: messages awaited plus connections that
+// still owe scheduled sends (a writer running late at the end of the run).
+func (e *Goroutine) Outstanding() int64 { return e.outstanding.Load() + e.owing.Load() }
 
-func (e *Goroutine) swap(f func(s *schedule)) {
+func (e *Goroutine) publish(f func(s *schedule) *schedule) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	old := e.sched.Load()
-	s := *old
-	s.changed = make(chan struct{})
-	f(&s)
-	e.sched.Store(&s)
+	e.sched.Store(f(old))
 	close(old.changed)
 }
 
-// Pace implements Engine.
+// Pace implements Engine. fromNs may be in the future: the regime is then
+// known to every writer before it begins.
 func (e *Goroutine) Pace(fromNs int64, ph plan.Phase) {
-	e.swap(func(s *schedule) {
-		s.from, s.size, s.inflight = fromNs, ph.Size, ph.InFlight
-		s.interval = 0
-		if e.p.Mode == plan.Open && ph.PerConnRate > 0 {
-			s.interval = max(1, int64(float64(time.Second)/ph.PerConnRate))
-		}
-	})
+	r := regimeOf(e.p, fromNs, ph)
+	e.publish(func(s *schedule) *schedule { return s.with(r) })
 }
 
-// Stop implements Engine.
+// Stop implements Engine; atNs may be in the future.
 func (e *Goroutine) Stop(atNs int64) {
-	e.swap(func(s *schedule) { s.stopAt = atNs })
+	e.publish(func(s *schedule) *schedule { return s.stopped(atNs) })
 }
 
 // Scale implements Engine.
@@ -332,69 +317,66 @@ func (c *gconn) fail(err error) {
 // dies.
 func (c *gconn) writeLoop() {
 	defer c.e.wg.Done()
-	s := c.e.sched.Load()
+	open := c.e.p.Mode == plan.Open
+	owes := open
+	if owes {
+		c.e.owing.Add(1)
+	}
+	defer func() {
+		if owes {
+			c.e.owing.Add(-1)
+		}
+	}()
 	var buf []byte
-	var next int64 = -1 // intended time of the next message; -1: recompute
-	var last int64 = -1 // intended time of the last message sent
+	last := int64(-1) // intended time of the last message sent
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	closedLoopStarted := false
 	for {
-		if cur := c.e.sched.Load(); cur != s {
-			s, next = cur, -1
-		}
+		s := c.e.sched.Load()
 		now := c.e.clk.Now()
-		var wait time.Duration
+		wait := time.Hour
 		switch {
-		case c.e.p.Mode == plan.Closed:
+		case !open:
 			if c.udp {
 				c.mu.Lock()
 				c.expireLocked(now)
 				c.mu.Unlock()
-			}
-			if now < s.stopAt {
-				if !closedLoopStarted || c.udp {
-					closedLoopStarted = true
-					buf = c.topUp(buf, s)
-					if buf == nil && c.isDead() {
-						return
-					}
-				}
-			}
-			wait = time.Hour
-			if c.udp {
 				wait = max(c.e.p.Timeout/4, time.Millisecond)
 			}
-		case s.interval == 0:
-			wait = time.Hour
+			if now < s.stopAt && len(s.regimes) > 0 && (!closedLoopStarted || c.udp) {
+				closedLoopStarted = true
+				buf = c.topUp(buf, s.regimes[s.regimeFor(now)])
+				if buf == nil && c.isDead() {
+					return
+				}
+			}
 		default:
-			if next < 0 {
-				next = c.firstSend(s, max(now, last+1))
-			}
-			if next >= s.stopAt {
-				wait = time.Hour
-				break
-			}
-			if next <= now {
+			next, _, ok := s.next(c.id, last, c.connectedAt)
+			switch {
+			case !ok:
+				if s.stopAt != math.MaxInt64 && owes {
+					owes = false // every scheduled send is made
+					c.e.owing.Add(-1)
+				}
+			case next <= now:
 				var err error
 				var sent int
-				buf, next, sent, err = c.sendDue(buf, s, next, now)
+				buf, last, sent, err = c.sendDue(buf, s, last, now)
 				if err != nil {
 					c.fail(err)
 					return
 				}
 				if sent > 0 {
-					last = next - s.interval
 					continue
 				}
 				// Window full: wait for a reply (or, for UDP, an expiry).
-				wait = time.Hour
 				if c.udp {
 					wait = max(c.e.p.Timeout/4, time.Millisecond)
 				}
-				break
+			default:
+				wait = time.Duration(next - now)
 			}
-			wait = time.Duration(next - now)
 		}
 		timer.Reset(wait)
 		select {
@@ -424,38 +406,26 @@ func (c *gconn) isDead() bool {
 	return c.dead || c.closing
 }
 
-// firstSend is the first slot of this connection's schedule at or after
-// notBefore. Connections are spread over the interval by a golden-ratio
-// offset of their id so that a total rate is smooth, not bursts.
-func (c *gconn) firstSend(s *schedule, notBefore int64) int64 {
-	off := int64(math.Mod(float64(c.id)*0.6180339887498949, 1) * float64(s.interval))
-	base := s.from + off
-	notBefore = max(notBefore, s.from, c.connectedAt)
-	if notBefore <= base {
-		return base
-	}
-	k := (notBefore - base + s.interval - 1) / s.interval
-	return base + k*s.interval
-}
-
-// sendDue writes every message due by now (up to maxBatch, and within the
-// window) in one write (one datagram each for UDP) and returns the next
-// intended time and how many it sent.
-func (c *gconn) sendDue(buf []byte, s *schedule, next, now int64) ([]byte, int64, int, error) {
+// sendDue writes every message due by now after last (up to maxBatch, and
+// within the window) in one write (one datagram each for UDP) and returns
+// the intended time of the last one sent and how many it sent.
+func (c *gconn) sendDue(buf []byte, s *schedule, last, now int64) ([]byte, int64, int, error) {
 	buf = buf[:0]
 	c.mu.Lock()
 	if c.udp {
 		c.expireLocked(now)
 	}
-	c.ensurePayload(s.size)
-	start := len(buf)
 	n := 0
 	window := uint64(c.e.p.MaxInFlight)
-	for ; next <= now && next < s.stopAt && n < maxBatch; next += s.interval {
-		if window > 0 && c.pendingLocked() >= window {
+	for n < maxBatch {
+		next, r, ok := s.next(c.id, last, c.connectedAt)
+		if !ok || next > now || (window > 0 && c.pendingLocked() >= window) {
 			break
 		}
+		c.ensurePayload(r.size)
+		start := len(buf)
 		buf = c.appendMsgLocked(buf, next, now)
+		last = next
 		n++
 		if c.udp {
 			c.mu.Unlock()
@@ -463,30 +433,30 @@ func (c *gconn) sendDue(buf []byte, s *schedule, next, now int64) ([]byte, int64
 			c.mu.Lock()
 			if err != nil {
 				c.mu.Unlock()
-				return buf, next, n, err
+				return buf, last, n, err
 			}
 			buf = buf[:start]
 		}
 	}
 	c.mu.Unlock()
 	if c.udp || n == 0 {
-		return buf, next, n, nil
+		return buf, last, n, nil
 	}
 	_, err := c.nc.Write(buf)
-	return buf, next, n, err
+	return buf, last, n, err
 }
 
-// topUp sends closed-loop messages until inflight are outstanding.
-func (c *gconn) topUp(buf []byte, s *schedule) []byte {
+// topUp sends closed-loop messages until r.inflight are outstanding.
+func (c *gconn) topUp(buf []byte, r regime) []byte {
 	buf = buf[:0]
 	c.mu.Lock()
 	if c.dead || c.closing {
 		c.mu.Unlock()
 		return nil
 	}
-	c.ensurePayload(s.size)
+	c.ensurePayload(r.size)
 	now := c.e.clk.Now()
-	for int(c.pendingLocked()) < s.inflight {
+	for int(c.pendingLocked()) < r.inflight {
 		buf = c.appendMsgLocked(buf, now, now)
 		if c.udp {
 			c.mu.Unlock()
@@ -628,8 +598,7 @@ func (c *gconn) parse(b []byte, wbuf []byte) (int, []byte, error) {
 	for off < len(b) {
 		op, payload, used, err := c.codec.Next(b[off:])
 		if err != nil {
-			c.rec.Error(metrics.ErrProtocol)
-			return off, wbuf, &metrics.ProtocolError{Err: err}
+			return off, wbuf, &metrics.ProtocolError{Err: err} // counted when the connection drops
 		}
 		if used == 0 {
 			break
@@ -701,8 +670,8 @@ func (c *gconn) onReply(payload []byte, n int, wbuf []byte) []byte {
 	}
 	if c.e.p.Mode == plan.Closed {
 		s := c.e.sched.Load()
-		if now < s.stopAt {
-			if out := c.topUp(wbuf, s); out != nil {
+		if now < s.stopAt && len(s.regimes) > 0 {
+			if out := c.topUp(wbuf, s.regimes[s.regimeFor(now)]); out != nil {
 				wbuf = out
 			}
 		}

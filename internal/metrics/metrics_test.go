@@ -129,7 +129,7 @@ func fields(c *result.Counters) map[string]int64 {
 	m := map[string]int64{
 		"ConnsOpened": c.ConnsOpened, "ConnsFailed": c.ConnsFailed, "ConnsDropped": c.ConnsDropped, "ConnsClosed": c.ConnsClosed,
 		"Sent": c.Sent, "Received": c.Received, "Lost": c.Lost, "InFlight": c.InFlight,
-		"Duplicates": c.Duplicates, "Reordered": c.Reordered, "Late": c.Late, "Unexpected": c.Unexpected, "Unsent": c.Unsent,
+		"Duplicates": c.Duplicates, "Reordered": c.Reordered, "Late": c.Late, "Unexpected": c.Unexpected,
 		"WarmupSent": c.WarmupSent, "WarmupReceived": c.WarmupReceived,
 		"BytesSent": c.BytesSent, "BytesReceived": c.BytesReceived,
 	}

@@ -123,7 +123,6 @@ type Counters struct {
 	Reordered  int64 `json:"reordered"`  // replies arriving after a reply to a later message (UDP)
 	Late       int64 `json:"late"`       // UDP replies arriving after their message was counted lost
 	Unexpected int64 `json:"unexpected"` // replies for messages never sent (bad header, foreign seq)
-	Unsent     int64 `json:"unsent"`     // scheduled sends skipped because the connection was down
 
 	WarmupSent     int64 `json:"warmup_sent"`
 	WarmupReceived int64 `json:"warmup_received"`
