@@ -71,8 +71,8 @@ func Text(w io.Writer, r *result.Result) error {
 	}
 	if secs > 0 {
 		fmt.Fprintf(&b, "  rate       sent %.0f msg/s", float64(c.Sent)/secs)
-		if p.Rate > 0 {
-			fmt.Fprintf(&b, " (planned %.0f, %.1f%%)", p.Rate, 100*float64(c.Sent)/secs/p.Rate)
+		if planned := r.PlannedRate(); planned > 0 {
+			fmt.Fprintf(&b, " (planned %.0f, %.1f%%)", planned, 100*float64(c.Sent)/secs/planned)
 		}
 		fmt.Fprintf(&b, ", received %.0f msg/s\n", float64(c.Received)/secs)
 	}

@@ -77,6 +77,9 @@ func (s *Spec) Plan(lim Limits) (*plan.Plan, error) {
 			r.failf(fmt.Sprintf("phases[%d].name", i), "%q is already the name of phases[%d]; give each phase its own name", ph.Name, j)
 		}
 		names[ph.Name] = i
+		if p.Framing == plan.Raw && i > 0 && ph.Size != p.Phases[0].Size {
+			r.failf(fmt.Sprintf("phases[%d].size", i), "raw framing has no delimiters: every phase must use the size of phases[0] (%d), got %d; use len32 framing to vary sizes", p.Phases[0].Size, ph.Size)
+		}
 		p.Phases = append(p.Phases, ph)
 	}
 	if err := r.errs.err(); err != nil {

@@ -48,18 +48,18 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 		defer srv.Close()
 	}
 
+	if err := engine.Probe(ctx, p); err != nil {
+		if ctx.Err() != nil {
+			return nil, &RunError{Err: fmt.Errorf("interrupted before the run began")}
+		}
+		return nil, &RunError{Err: err}
+	}
 	set := metrics.NewSet(4 * runtime.GOMAXPROCS(0))
 	clk := engine.NewClock()
 	startedAt := time.Now()
 	eng, err := engine.New(opts.Engine, engine.Config{Plan: p, Set: set, Clock: clk, Logf: opts.Logf})
 	if err != nil {
 		return nil, &Error{Flag: "--engine", Msg: err.Error()}
-	}
-	if err := eng.Probe(ctx); err != nil {
-		if ctx.Err() != nil {
-			return nil, &RunError{Err: fmt.Errorf("interrupted before the run began")}
-		}
-		return nil, &RunError{Err: err}
 	}
 	cpu0 := cpuTime()
 
@@ -85,7 +85,7 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 		}
 		open := set.Open()
 		iv := result.Interval{
-			TNs: now, Phase: name, Sent: tick.Sent, Received: tick.Received,
+			TNs: now, Phase: name, Sent: tick.Sent, Received: tick.Received, Lost: tick.Lost,
 			SendRate: float64(tick.Sent) / secs, RecvRate: float64(tick.Received) / secs,
 			OpenConns: open, Errors: tick.Errors,
 			P50Ns: tick.Latency.ValueAtPercentile(50), P99Ns: tick.Latency.ValueAtPercentile(99),
@@ -257,9 +257,9 @@ func selfCheck(r *result.Result, p *plan.Plan, used cpu, wall time.Duration) res
 	}
 	if secs := r.Window.Seconds(); p.Mode == plan.Open && secs > 0 && !r.Interrupted && r.Counters.ConnsFailed == 0 && r.Counters.ConnsDropped == 0 {
 		achieved := float64(r.Counters.Sent) / secs
-		if planned := p.Phases[0].Rate(); len(p.Phases) == 1 && achieved < minRateRatio*planned {
+		if planned := r.PlannedRate(); achieved < minRateRatio*planned {
 			s.Saturated = true
-			s.Warnings = append(s.Warnings, fmt.Sprintf("achieved send rate %.0f msg/s is below %.0f%% of the planned %.0f msg/s with every connection up", achieved, 100*minRateRatio, planned))
+			s.Warnings = append(s.Warnings, fmt.Sprintf("achieved send rate %.0f msg/s is below %.0f%% of the planned %.0f msg/s (no connection failed or dropped)", achieved, 100*minRateRatio, planned))
 		}
 	}
 	if s.CPUPercent > 100*maxCPUShare && !r.Plan.Embedded {

@@ -26,7 +26,9 @@ const (
 )
 
 const exitCodesHelp = `Exit codes: 0 passed; 1 a threshold or baseline gate failed; 2 usage or
-configuration error; 3 the run could not be carried out (target unreachable, limits).`
+configuration error (including a plan that needs more connections than the
+open-files limit allows); 3 the run could not be carried out (target
+unreachable, no connection opened, interrupted: the partial result is written).`
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"

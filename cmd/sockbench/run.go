@@ -165,8 +165,9 @@ func runScenario(arg string, o scenarios.Overrides, f runFlags, stdout, stderr i
 	}
 	fmt.Fprintf(stderr, "sockbench: result written to %s\n", path)
 	if r.Interrupted {
-		fmt.Fprintf(stderr, "sockbench: interrupted; the result holds what was measured\n")
-		return nil
+		// Not a pass: the run was not carried out in full (exit 3), but what
+		// was measured is written.
+		return &cannotError{fmt.Errorf("interrupted; the result holds what was measured up to then")}
 	}
 	if r.Counters.ConnsOpened == 0 {
 		return &cannotError{fmt.Errorf("no connection to %s could be opened (%d attempts failed: %s)", r.Plan.Target, r.Counters.ConnsFailed, errorSummary(r.Counters.Errors))}

@@ -45,6 +45,7 @@ func serveCmd() command {
 				if cfg.WS == "" && cfg.TCP == "" && cfg.UDP == "" {
 					cfg.WS = "127.0.0.1:8080"
 				}
+				raiseOpenFiles()
 				srv, err := targets.Serve(cfg)
 				if err != nil {
 					return &cannotError{fmt.Errorf("serve: %w", err)}

@@ -83,9 +83,10 @@ func newCodec(p *plan.Plan, id uint32) wire.Codec {
 	return wire.NewWSClient(max, false, uint64(id)*0x9E3779B97F4A7C15+1)
 }
 
-// probe checks the target answers within the connect timeout: a connection
-// (with handshake) for ws and tcp; an echoed probe datagram for udp.
-func probe(ctx context.Context, p *plan.Plan) error {
+// Probe checks that the target answers within the connect timeout: one
+// connection (with handshake) for ws and tcp, an echoed probe datagram for
+// udp. It records nothing; a run calls it before its clock starts.
+func Probe(ctx context.Context, p *plan.Plan) error {
 	t := p.Target
 	d, err := dial(ctx, t, p.ConnectTimeout)
 	if err != nil {

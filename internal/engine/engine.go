@@ -38,7 +38,7 @@ type Config struct {
 	Logf  func(format string, args ...any) // rare events only; may be nil
 }
 
-// Engine is the transport half of a run. Drive calls Probe, then Pace for
+// Engine is the transport half of a run. Drive calls Pace for
 // the first phase and Scale for its connections; once the ramp is done it
 // publishes every later phase with Pace and the end with Stop (both may name
 // times in the future), scales at phase boundaries, polls Outstanding while
@@ -46,9 +46,6 @@ type Config struct {
 type Engine interface {
 	// Name is the engine's name as reported ("goroutine", "epoll").
 	Name() string
-	// Probe checks the target answers: one connection (or, for UDP, one probe
-	// datagram echoed) within the connect timeout. It records nothing.
-	Probe(ctx context.Context) error
 	// Pace sets the send schedule of every connection, present and future,
 	// from fromNs on: open loop at ph.PerConnRate, or closed loop with
 	// ph.InFlight outstanding, payloads of ph.Size bytes.

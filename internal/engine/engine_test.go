@@ -26,14 +26,14 @@ import (
 // run drives p on the goroutine engine and returns the snapshot.
 func run(t *testing.T, p *plan.Plan) (result.Counters, map[string]*result.Histogram) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := engine.Probe(ctx, p); err != nil {
+		t.Fatalf("probe: %v", err)
+	}
 	set := metrics.NewSet(4)
 	clk := engine.NewClock()
 	e := engine.NewGoroutine(engine.Config{Plan: p, Set: set, Clock: clk})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := e.Probe(ctx); err != nil {
-		t.Fatalf("probe: %v", err)
-	}
 	tl := engine.Drive(ctx, e, p, clk, set, engine.Hooks{})
 	if tl.Interrupted {
 		t.Fatalf("run interrupted")

@@ -51,9 +51,6 @@ func NewGoroutine(cfg Config) *Goroutine {
 // Name implements Engine.
 func (e *Goroutine) Name() string { return "goroutine" }
 
-// Probe implements Engine.
-func (e *Goroutine) Probe(ctx context.Context) error { return probe(ctx, e.p) }
-
 // Outstanding implements Engine: messages awaited plus connections that
 // still owe scheduled sends (a writer running late at the end of the run).
 func (e *Goroutine) Outstanding() int64 { return e.outstanding.Load() + e.owing.Load() }
@@ -180,6 +177,7 @@ func (e *Goroutine) Close() {
 	e.mu.Unlock()
 	for _, c := range conns {
 		c.markClosing()
+		c.goodbye()
 		c.nc.Close()
 	}
 	e.wg.Wait()
@@ -251,9 +249,25 @@ func (c *gconn) retire() {
 			time.Sleep(time.Millisecond)
 		}
 		c.markClosing()
+		c.goodbye()
 		c.nc.Close()
 		c.finish(c.e.clk.Now())
 	}()
+}
+
+// goodbye tells a WebSocket peer the connection is ending normally (close
+// code 1000), so that servers do not log an abnormal closure. It does not
+// wait for the peer's close frame.
+func (c *gconn) goodbye() {
+	wc, ok := c.codec.(*wire.WSClient)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	frame := wc.AppendFrame(nil, ws.OpClose, []byte{0x03, 0xe8}) // 1000: normal closure
+	c.mu.Unlock()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	_, _ = c.nc.Write(frame)
 }
 
 func (c *gconn) pendingLocked() uint64 {

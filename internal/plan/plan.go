@@ -115,7 +115,11 @@ func (p *Plan) MeasuredDuration() time.Duration {
 // Describe is a one-line summary of the plan for logs and reports.
 func (p *Plan) Describe() string {
 	first := p.Phases[0]
-	s := fmt.Sprintf("%s over %s, %d conns, %s loop", p.Name, p.Target.Transport, p.MaxConns(), p.Mode)
+	tr := string(p.Target.Transport)
+	if p.Target.TLS {
+		tr = "wss"
+	}
+	s := fmt.Sprintf("%s over %s, %d conns, %s loop", p.Name, tr, p.MaxConns(), p.Mode)
 	if p.Mode == Open {
 		s += fmt.Sprintf(", %.0f msg/s", first.Rate())
 	} else {

@@ -68,7 +68,7 @@ type PlanInfo struct {
 	Engine    string  `json:"engine"`
 	TimeoutNs int64   `json:"timeout_ns"` // loss timeout and drain window
 	WarmupNs  int64   `json:"warmup_ns"`
-	Rate      float64 `json:"planned_rate"` // msg/s of the first measured phase with all conns open (open loop)
+	Rate      float64 `json:"planned_rate"` // msg/s of the first measured phase with all conns open (open loop); see Result.PlannedRate for the window
 }
 
 // Env is where the run happened.
@@ -95,6 +95,22 @@ type Window struct {
 
 // Duration is the measured window's length in seconds.
 func (w Window) Seconds() float64 { return float64(w.EndNs-w.StartNs) / 1e9 }
+
+// PlannedRate is the open-loop send rate the plan asked for over the whole
+// measured window, msg/s: each phase's planned rate weighted by its
+// duration. 0 for closed loop.
+func (r *Result) PlannedRate() float64 {
+	var msgs, ns float64
+	for _, ph := range r.Phases {
+		d := float64(ph.EndNs - ph.StartNs)
+		msgs += ph.PlannedRate * d / 1e9
+		ns += d
+	}
+	if ns == 0 {
+		return 0
+	}
+	return msgs / (ns / 1e9)
+}
 
 // PhaseRun is one measured phase as it ran.
 type PhaseRun struct {
@@ -148,6 +164,7 @@ type Interval struct {
 	Phase        string  `json:"phase"`
 	Sent         int64   `json:"sent"`
 	Received     int64   `json:"received"`
+	Lost         int64   `json:"lost"`         // messages counted lost in the interval (UDP timeouts, dead connections)
 	SendRate     float64 `json:"send_rate"`    // msg/s
 	RecvRate     float64 `json:"recv_rate"`    // msg/s
 	PlannedRate  float64 `json:"planned_rate"` // msg/s for the connections open
