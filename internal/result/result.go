@@ -47,7 +47,6 @@ type Result struct {
 	Env           Env                   `json:"env"`
 	StartedAt     time.Time             `json:"started_at"` // wall clock, for people; latency never uses it
 	Interrupted   bool                  `json:"interrupted"`
-	Aborted       string                `json:"aborted,omitempty"` // why the run stopped early, if it did
 	Window        Window                `json:"window"`
 	Phases        []PhaseRun            `json:"phases"`
 	Counters      Counters              `json:"counters"`
