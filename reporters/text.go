@@ -144,9 +144,9 @@ func dur(ns int64) string {
 
 func sig3(v float64) string {
 	switch {
-	case v < 10:
+	case v < 9.995: // below the point where two decimals round up to 10.00
 		return strconv.FormatFloat(v, 'f', 2, 64)
-	case v < 100:
+	case v < 99.95:
 		return strconv.FormatFloat(v, 'f', 1, 64)
 	}
 	return strconv.FormatFloat(v, 'f', 0, 64)
