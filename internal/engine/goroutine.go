@@ -184,9 +184,12 @@ func (e *Goroutine) Close() {
 	conns := e.conns
 	e.conns = nil
 	e.mu.Unlock()
+	// One deadline for every goodbye: a target that stopped reading costs
+	// 100 ms in all, not 100 ms per connection.
+	deadline := time.Now().Add(goodbyeTimeout)
 	for _, c := range conns {
 		c.markClosing()
-		c.goodbye()
+		c.goodbye(deadline)
 		c.nc.Close()
 	}
 	e.wg.Wait()
@@ -281,16 +284,19 @@ func (c *gconn) retire() {
 			time.Sleep(time.Millisecond)
 		}
 		c.markClosing()
-		c.goodbye()
+		c.goodbye(time.Now().Add(goodbyeTimeout))
 		c.nc.Close()
 		c.finish(c.e.clk.Now())
 	}()
 }
 
+// goodbyeTimeout bounds writing close frames at the end of a run.
+const goodbyeTimeout = 100 * time.Millisecond
+
 // goodbye tells a WebSocket peer the connection is ending normally (close
-// code 1000), so that servers do not log an abnormal closure. It does not
-// wait for the peer's close frame.
-func (c *gconn) goodbye() {
+// code 1000), so that servers do not log an abnormal closure. It gives up at
+// deadline and does not wait for the peer's close frame.
+func (c *gconn) goodbye(deadline time.Time) {
 	wc, ok := c.codec.(*wire.WSClient)
 	if !ok {
 		return
@@ -298,7 +304,7 @@ func (c *gconn) goodbye() {
 	c.mu.Lock()
 	frame := wc.AppendFrame(nil, ws.OpClose, []byte{0x03, 0xe8}) // 1000: normal closure
 	c.mu.Unlock()
-	_ = c.nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	_ = c.nc.SetWriteDeadline(deadline)
 	_, _ = c.nc.Write(frame)
 }
 
