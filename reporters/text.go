@@ -69,6 +69,9 @@ func Text(w io.Writer, r *result.Result) error {
 	if c.Duplicates+c.Reordered+c.Late+c.Unexpected > 0 {
 		fmt.Fprintf(&b, "  anomalies  duplicates %d, reordered %d, late %d, unexpected %d\n", c.Duplicates, c.Reordered, c.Late, c.Unexpected)
 	}
+	if c.HeldBack+c.Unsent > 0 {
+		fmt.Fprintf(&b, "  held back  %d sends waited for the target (max_inflight window or a full socket buffer); %d scheduled sends never went out\n", c.HeldBack, c.Unsent)
+	}
 	if secs > 0 {
 		fmt.Fprintf(&b, "  rate       sent %.0f msg/s", float64(c.Sent)/secs)
 		if planned := r.PlannedRate(); planned > 0 {
@@ -88,6 +91,9 @@ func Text(w io.Writer, r *result.Result) error {
 		b.WriteString(", SATURATED: the load generator limited this run")
 	}
 	b.WriteString("\n")
+	if c.Late > 0 {
+		fmt.Fprintf(&b, "  note       %d replies came after the loss timeout (%s) and are counted lost, not in the latency figures; raise --timeout to measure them\n", c.Late, dur(p.TimeoutNs))
+	}
 	for _, w := range r.Self.Warnings {
 		fmt.Fprintf(&b, "  note       %s\n", w)
 	}

@@ -257,7 +257,7 @@ func selfCheck(r *result.Result, p *plan.Plan, used cpu, wall time.Duration) res
 	}
 	if secs := r.Window.Seconds(); p.Mode == plan.Open && secs > 0 && !r.Interrupted && r.Counters.ConnsFailed == 0 && r.Counters.ConnsDropped == 0 {
 		achieved := float64(r.Counters.Sent) / secs
-		if planned := r.PlannedRate(); achieved < minRateRatio*planned {
+		if planned := r.PlannedRate(); achieved < minRateRatio*planned && r.Counters.HeldBack+r.Counters.Unsent == 0 {
 			s.Saturated = true
 			s.Warnings = append(s.Warnings, fmt.Sprintf("achieved send rate %.0f msg/s is below %.0f%% of the planned %.0f msg/s (no connection failed or dropped)", achieved, 100*minRateRatio, planned))
 		}

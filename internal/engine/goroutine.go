@@ -148,22 +148,23 @@ func (e *Goroutine) open(ctx context.Context, id uint32) {
 	}
 	c := &gconn{
 		e: e, id: id, rec: rec, nc: d.nc, codec: newCodec(e.p, id),
-		udp:           e.p.Target.Transport == plan.UDP,
-		firstMeasured: math.MaxUint64,
-		maxSeen:       -1,
-		retired:       make(chan struct{}),
-		room:          make(chan struct{}, 1),
-		quit:          make(chan struct{}),
-		connectedAt:   connected,
+		udp:         e.p.Target.Transport == plan.UDP,
+		connectedAt: connected,
+		retired:     make(chan struct{}),
+		wake:        make(chan struct{}, 1),
+		quit:        make(chan struct{}),
+		readerDone:  make(chan struct{}),
+		writerDone:  make(chan struct{}),
+		last:        -1,
+		maxSeen:     -1,
 	}
 	c.text = c.codec.Text()
-	if c.udp {
-		c.ring.init(64)
-	}
+	c.ring.init(64)
 	e.mu.Lock()
 	if e.closing {
 		e.mu.Unlock()
 		d.nc.Close()
+		rec.ConnClosed()
 		return
 	}
 	e.conns = append(e.conns, c)
@@ -173,6 +174,9 @@ func (e *Goroutine) open(ctx context.Context, id uint32) {
 	go c.readLoop(d.leftover)
 	go c.writeLoop()
 }
+
+// goodbyeTimeout bounds writing close frames at the end of a run.
+const goodbyeTimeout = 100 * time.Millisecond
 
 // Close implements Engine.
 func (e *Goroutine) Close() {
@@ -184,18 +188,24 @@ func (e *Goroutine) Close() {
 	conns := e.conns
 	e.conns = nil
 	e.mu.Unlock()
-	// One deadline for every goodbye: a target that stopped reading costs
-	// 100 ms in all, not 100 ms per connection.
+	// One deadline for every connection: writers send their close frames in
+	// parallel, and a write blocked by a target that stopped reading fails
+	// at the deadline, so closing takes at most goodbyeTimeout in all.
 	deadline := time.Now().Add(goodbyeTimeout)
 	for _, c := range conns {
 		c.markClosing()
-		c.goodbye(deadline)
+		c.byeBy = deadline
+		_ = c.nc.SetWriteDeadline(deadline)
+		c.stopWriter()
+	}
+	for _, c := range conns {
+		<-c.writerDone
 		c.nc.Close()
 	}
 	e.wg.Wait()
 	now := e.clk.Now()
 	for _, c := range conns {
-		c.finish(now)
+		c.finish(now, true)
 	}
 }
 
@@ -228,7 +238,14 @@ func (e *Goroutine) logf(format string, args ...any) {
 	}
 }
 
-// gconn is one connection of the goroutine engine.
+// heldWrite is how long a write may take before the delay counts as the
+// target holding sends back (a full socket buffer) rather than harness time.
+const heldWrite = time.Millisecond
+
+// gconn is one connection of the goroutine engine. Only its writer
+// goroutine writes to the socket (messages, pongs, the close frame), so
+// frames never interleave, and a peer that stops reading while it writes
+// cannot deadlock it: the reader keeps reading and wakes the writer.
 type gconn struct {
 	e           *Goroutine
 	id          uint32
@@ -238,45 +255,65 @@ type gconn struct {
 	text        bool
 	udp         bool
 	connectedAt int64
-	retired     chan struct{}
-	room        chan struct{} // signalled by the reader when a reply frees window room
+	retired     chan struct{} // closed by retire: stop sending
+	wake        chan struct{} // a reply arrived (window room, closed-loop top-up) or a pong is due
 	quit        chan struct{} // closed when the connection ends: the writer returns
 	quitOnce    sync.Once
+	readerDone  chan struct{}
+	writerDone  chan struct{}
+	byeBy       time.Time // set by Close before quit is closed: the close frame's deadline
 
-	mu            sync.Mutex
-	sent          uint64 // next sequence number to send
-	recv          uint64 // stream: next sequence number expected back
-	firstMeasured uint64 // first measured sequence number; MaxUint64 until one is sent
-	maxSeen       int64  // udp: highest sequence number answered
-	ring          ring   // udp: messages awaiting replies
-	closing       bool   // sockbench is closing this connection: errors are not the target's
-	dead          bool
-	firstErr      error
-	finished      bool
-	payload       []byte // padded payload template
-	pong          []byte // reader's buffer for pong frames
+	mu        sync.Mutex
+	sent      uint64 // next sequence number to send
+	last      int64  // intended time of the last open-loop send; -1: none yet
+	maxSeen   int64  // highest sequence number answered
+	ring      ring   // messages awaiting replies
+	closing   bool   // sockbench is closing this connection: errors are not the target's
+	retiring  bool   // a scale-down ends this connection: it owes no more sends
+	dropped   bool   // the connection failed; decided once, by the reader
+	firstErr  error
+	finished  bool
+	payload   []byte // padded payload template
+	pong      []byte // payload of the latest ping, to answer
+	pongDue   bool
+	heldUntil int64 // ns: the target held sends back until then
+	windowHit bool  // the last send attempt found the window full
 }
 
+// markClosing tells the connection sockbench is ending it, unless it has
+// already failed.
 func (c *gconn) markClosing() {
 	c.mu.Lock()
-	c.closing = true
+	if !c.dropped {
+		c.closing = true
+	}
 	c.mu.Unlock()
-	c.stopWriter()
 }
 
 func (c *gconn) stopWriter() { c.quitOnce.Do(func() { close(c.quit) }) }
 
+func (c *gconn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
 // retire stops sending, waits for replies for up to the loss timeout, then
-// closes the connection (scale-down).
+// closes the connection (scale-down). Its unanswered messages are in flight.
 func (c *gconn) retire() {
+	c.mu.Lock()
+	c.retiring = true
+	c.mu.Unlock()
 	close(c.retired)
 	c.e.wg.Add(1)
 	go func() {
 		defer c.e.wg.Done()
+		<-c.writerDone
 		deadline := time.Now().Add(c.e.p.Timeout)
 		for time.Now().Before(deadline) {
 			c.mu.Lock()
-			n := c.pendingLocked()
+			n := c.ring.pending
 			c.mu.Unlock()
 			if n == 0 {
 				break
@@ -286,89 +323,101 @@ func (c *gconn) retire() {
 		c.markClosing()
 		c.goodbye(time.Now().Add(goodbyeTimeout))
 		c.nc.Close()
-		c.finish(c.e.clk.Now())
+		<-c.readerDone
+		c.finish(c.e.clk.Now(), false)
 	}()
 }
 
-// goodbyeTimeout bounds writing close frames at the end of a run.
-const goodbyeTimeout = 100 * time.Millisecond
-
 // goodbye tells a WebSocket peer the connection is ending normally (close
-// code 1000), so that servers do not log an abnormal closure. It gives up at
-// deadline and does not wait for the peer's close frame.
+// code 1000), so that servers do not log an abnormal closure. Only the
+// writer, or the closer once the writer has returned, calls it.
 func (c *gconn) goodbye(deadline time.Time) {
 	wc, ok := c.codec.(*wire.WSClient)
 	if !ok {
 		return
 	}
 	c.mu.Lock()
+	if c.dropped {
+		c.mu.Unlock()
+		return
+	}
 	frame := wc.AppendFrame(nil, ws.OpClose, []byte{0x03, 0xe8}) // 1000: normal closure
 	c.mu.Unlock()
 	_ = c.nc.SetWriteDeadline(deadline)
 	_, _ = c.nc.Write(frame)
 }
 
-func (c *gconn) pendingLocked() uint64 {
-	if c.udp {
-		return uint64(c.ring.pending)
-	}
-	return c.sent - c.recv
-}
-
-// measuredIn counts the measured sequence numbers in [a, b).
-func (c *gconn) measuredIn(a, b uint64) int64 {
-	a = max(a, c.firstMeasured)
-	if b <= a {
-		return 0
-	}
-	return int64(b - a)
-}
-
-// finish does the end-of-connection accounting once: messages still awaited
-// are in flight (closed by sockbench) or lost (the connection died), UDP
-// messages past the timeout are lost.
-func (c *gconn) finish(now int64) {
+// finish does the end-of-connection accounting once, after the reader has
+// returned: messages past the loss timeout are lost; the rest are lost if the
+// connection failed and in flight if sockbench closed it. With unsent, the
+// open-loop sends it still owed are counted as unsent.
+func (c *gconn) finish(now int64, unsent bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.finished {
 		return
 	}
 	c.finished = true
-	var pending, measured int64
-	if c.udp {
-		c.expireLocked(now)
-		pending, measured = c.ring.drop(c.e.set.Win)
-	} else {
-		pending, measured = int64(c.sent-c.recv), c.measuredIn(c.recv, c.sent)
-		c.recv = c.sent
-	}
+	c.expireLocked(now)
+	pending, measured := c.ring.drop(c.e.set.Win)
 	c.e.outstanding.Add(-pending)
-	if c.dead && !c.closing {
+	if c.dropped {
 		c.rec.Lost(pending-measured, false)
 		c.rec.Lost(measured, true)
 	} else {
 		c.rec.InFlight(measured)
 		c.rec.ConnClosed()
 	}
+	if (unsent || c.dropped) && c.e.p.Mode == plan.Open {
+		c.rec.Unsent(c.owedLocked())
+	}
 	c.e.set.AddOpen(-1)
 }
 
+// owedLocked counts the measured open-loop sends still scheduled after the
+// last one sent.
+func (c *gconn) owedLocked() int64 {
+	s := c.e.sched.Load()
+	if s.stopAt == math.MaxInt64 || c.retiring {
+		return 0
+	}
+	var n int64
+	last := c.last
+	for {
+		t, _, ok := s.next(c.id, last, c.connectedAt)
+		if !ok {
+			return n
+		}
+		if c.e.set.Win.Measured(t) {
+			n++
+		}
+		last = t
+	}
+}
+
 // fail records the first error on the connection and closes it; the reader
-// does the accounting.
+// then does the accounting.
 func (c *gconn) fail(err error) {
 	c.mu.Lock()
 	if c.firstErr == nil && !c.closing {
 		c.firstErr = err
 	}
-	c.dead = true
 	c.mu.Unlock()
 	c.nc.Close()
 }
 
-// writeLoop sends on schedule until the schedule stops or the connection
-// dies.
+func (c *gconn) over() bool { return c.dropped || c.finished }
+
+// expiryPeriod is how often a writer with messages awaited checks them
+// against the loss timeout.
+func (c *gconn) expiryPeriod() time.Duration { return max(c.e.p.Timeout/4, time.Millisecond) }
+
+// writeLoop is the connection's only writer: scheduled sends (open loop),
+// top-ups (closed loop), pongs and the closing frame. It also expires
+// messages past the loss timeout.
 func (c *gconn) writeLoop() {
 	defer c.e.wg.Done()
+	defer close(c.writerDone)
 	open := c.e.p.Mode == plan.Open
 	owes := open
 	if owes {
@@ -380,31 +429,27 @@ func (c *gconn) writeLoop() {
 		}
 	}()
 	var buf []byte
-	last := int64(-1) // intended time of the last message sent
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	closedLoopStarted := false
 	for {
 		s := c.e.sched.Load()
 		now := c.e.clk.Now()
 		wait := time.Hour
-		switch {
-		case !open:
-			if c.udp {
-				c.mu.Lock()
-				c.expireLocked(now)
-				c.mu.Unlock()
-				wait = max(c.e.p.Timeout/4, time.Millisecond)
-			}
-			if now < s.stopAt && len(s.regimes) > 0 && (!closedLoopStarted || c.udp) {
-				closedLoopStarted = true
-				buf = c.topUp(buf, s.regimes[s.regimeFor(now)])
-				if buf == nil && c.isDead() {
-					return
-				}
-			}
-		default:
-			next, _, ok := s.next(c.id, last, c.connectedAt)
+		c.mu.Lock()
+		c.expireLocked(now)
+		if c.ring.pending > 0 {
+			wait = c.expiryPeriod()
+		}
+		c.mu.Unlock()
+		var err error
+		if buf, err = c.sendPong(buf); err != nil {
+			c.fail(err)
+			return
+		}
+		if open {
+			c.mu.Lock()
+			next, _, ok := s.next(c.id, c.last, c.connectedAt)
+			c.mu.Unlock()
 			switch {
 			case !ok:
 				if s.stopAt != math.MaxInt64 && owes {
@@ -412,9 +457,8 @@ func (c *gconn) writeLoop() {
 					c.e.owing.Add(-1)
 				}
 			case next <= now:
-				var err error
 				var sent int
-				buf, last, sent, err = c.sendDue(buf, s, last, now)
+				buf, sent, err = c.sendDue(buf, s, now)
 				if err != nil {
 					c.fail(err)
 					return
@@ -422,112 +466,133 @@ func (c *gconn) writeLoop() {
 				if sent > 0 {
 					continue
 				}
-				// Window full: wait for a reply (or, for UDP, an expiry).
-				if c.udp {
-					wait = max(c.e.p.Timeout/4, time.Millisecond)
-				}
+				// Window full: a reply (or an expiry) makes room.
 			default:
-				wait = time.Duration(next - now)
+				wait = min(wait, time.Duration(next-now))
+			}
+		} else if now < s.stopAt && len(s.regimes) > 0 {
+			if buf, err = c.topUp(buf, s.regimes[s.regimeFor(now)]); err != nil {
+				c.fail(err)
+				return
 			}
 		}
 		timer.Reset(wait)
 		select {
 		case <-timer.C:
 		case <-s.changed:
-			if !timer.Stop() {
-				<-timer.C
-			}
-		case <-c.room:
-			if !timer.Stop() {
-				<-timer.C
-			}
+			timer.Stop()
+		case <-c.wake:
+			timer.Stop()
 		case <-c.retired:
 			return
 		case <-c.quit:
+			if !c.byeBy.IsZero() { // Close: say goodbye by its deadline
+				c.goodbye(c.byeBy)
+			}
 			return
 		}
-		if c.isDead() {
+		c.mu.Lock()
+		over := c.over()
+		c.mu.Unlock()
+		if over {
 			return
 		}
 	}
 }
 
-func (c *gconn) isDead() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.dead || c.closing
+// write writes b and reports whether the write was held up by the target (a
+// full socket buffer), in which case later sends count their lag from now.
+func (c *gconn) write(b []byte) error {
+	t0 := c.e.clk.Now()
+	_, err := c.nc.Write(b)
+	if t1 := c.e.clk.Now(); t1-t0 > int64(heldWrite) {
+		c.mu.Lock()
+		c.heldUntil = t1
+		c.mu.Unlock()
+	}
+	return err
 }
 
-// sendDue writes every message due by now after last (up to maxBatch, and
+// sendPong answers the latest ping, if one is due.
+func (c *gconn) sendPong(buf []byte) ([]byte, error) {
+	c.mu.Lock()
+	if !c.pongDue {
+		c.mu.Unlock()
+		return buf, nil
+	}
+	c.pongDue = false
+	buf = c.codec.(*wire.WSClient).AppendFrame(buf[:0], ws.OpPong, c.pong)
+	c.mu.Unlock()
+	return buf, c.write(buf)
+}
+
+// sendDue writes every open-loop message due by now (up to maxBatch, and
 // within the window) in one write (one datagram each for UDP) and returns
-// the intended time of the last one sent and how many it sent.
-func (c *gconn) sendDue(buf []byte, s *schedule, last, now int64) ([]byte, int64, int, error) {
+// how many it sent.
+func (c *gconn) sendDue(buf []byte, s *schedule, now int64) ([]byte, int, error) {
 	buf = buf[:0]
 	c.mu.Lock()
-	if c.udp {
-		c.expireLocked(now)
-	}
 	n := 0
-	window := uint64(c.e.p.MaxInFlight)
-	for n < maxBatch {
-		next, r, ok := s.next(c.id, last, c.connectedAt)
-		if !ok || next > now || (window > 0 && c.pendingLocked() >= window) {
+	window := c.e.p.MaxInFlight
+	for n < maxBatch && !c.over() {
+		next, r, ok := s.next(c.id, c.last, c.connectedAt)
+		if !ok || next > now {
 			break
+		}
+		if window > 0 && c.ring.pending >= window {
+			c.windowHit = true
+			break
+		}
+		if c.windowHit {
+			c.windowHit = false
+			c.heldUntil = now // the window reopened now
 		}
 		c.ensurePayload(r.size)
 		start := len(buf)
 		buf = c.appendMsgLocked(buf, next, now)
-		last = next
+		c.last = next
 		n++
 		if c.udp {
 			c.mu.Unlock()
-			_, err := c.nc.Write(buf[start:])
+			err := c.write(buf[start:])
 			c.mu.Lock()
 			if err != nil {
 				c.mu.Unlock()
-				return buf, last, n, err
+				return buf, n, err
 			}
 			buf = buf[:start]
 		}
 	}
 	c.mu.Unlock()
 	if c.udp || n == 0 {
-		return buf, last, n, nil
+		return buf, n, nil
 	}
-	_, err := c.nc.Write(buf)
-	return buf, last, n, err
+	return buf, n, c.write(buf)
 }
 
 // topUp sends closed-loop messages until r.inflight are outstanding.
-func (c *gconn) topUp(buf []byte, r regime) []byte {
+func (c *gconn) topUp(buf []byte, r regime) ([]byte, error) {
 	buf = buf[:0]
 	c.mu.Lock()
-	if c.dead || c.closing {
-		c.mu.Unlock()
-		return nil
-	}
 	c.ensurePayload(r.size)
-	now := c.e.clk.Now()
-	for int(c.pendingLocked()) < r.inflight {
+	for c.ring.pending < r.inflight && !c.over() {
+		now := c.e.clk.Now()
+		start := len(buf)
 		buf = c.appendMsgLocked(buf, now, now)
 		if c.udp {
 			c.mu.Unlock()
-			if _, err := c.nc.Write(buf); err != nil {
-				c.fail(err)
-				return nil
+			if err := c.write(buf[start:]); err != nil {
+				return buf, err
 			}
-			buf = buf[:0]
+			buf = buf[:start]
 			c.mu.Lock()
 		}
 	}
 	c.mu.Unlock()
-	if len(buf) > 0 {
-		if _, err := c.nc.Write(buf); err != nil {
-			c.fail(err)
-			return nil
-		}
+	if len(buf) == 0 {
+		return buf, nil
 	}
-	return buf
+	return buf, c.write(buf)
 }
 
 func (c *gconn) ensurePayload(size int) {
@@ -537,7 +602,8 @@ func (c *gconn) ensurePayload(size int) {
 	}
 }
 
-// appendMsgLocked frames the next message into buf and accounts it as sent.
+// appendMsgLocked frames the next message into buf and accounts it as sent
+// at now, scheduled for intended.
 func (c *gconn) appendMsgLocked(buf []byte, intended, now int64) []byte {
 	h := wire.Header{ConnID: c.id, Seq: c.sent, Intended: intended, Sent: now}
 	if c.text {
@@ -547,19 +613,14 @@ func (c *gconn) appendMsgLocked(buf []byte, intended, now int64) []byte {
 	}
 	before := len(buf)
 	buf = c.codec.Append(buf, c.payload)
-	if c.firstMeasured == math.MaxUint64 && c.e.set.Win.Measured(intended) {
-		c.firstMeasured = c.sent
-	}
-	if c.udp {
-		c.ring.add(c.sent, intended, now)
-	}
+	c.ring.add(c.sent, intended, now)
 	c.sent++
 	c.e.outstanding.Add(1)
-	c.rec.Sent(intended, now, len(buf)-before)
+	c.rec.SentAfter(intended, c.heldUntil, now, len(buf)-before)
 	return buf
 }
 
-// expireLocked counts UDP messages unanswered past the timeout as lost.
+// expireLocked counts messages unanswered past the loss timeout as lost.
 func (c *gconn) expireLocked(now int64) {
 	n, measured := c.ring.expire(now-int64(c.e.p.Timeout), c.e.set.Win)
 	if n > 0 {
@@ -579,15 +640,18 @@ func (c *gconn) readLoop(leftover []byte) {
 		err = c.readStream(leftover)
 	}
 	c.mu.Lock()
-	closing := c.closing
-	if c.firstErr != nil {
-		err = c.firstErr
+	if !c.closing {
+		c.dropped = true
+		if c.firstErr != nil {
+			err = c.firstErr
+		}
 	}
-	c.dead = true
+	dropped := c.dropped
 	c.mu.Unlock()
 	c.nc.Close()
 	c.stopWriter()
-	if closing {
+	close(c.readerDone)
+	if !dropped {
 		return
 	}
 	cls := metrics.Classify(err)
@@ -601,18 +665,18 @@ func (c *gconn) readLoop(leftover []byte) {
 		}
 	}
 	c.e.mu.Unlock()
-	c.finish(c.e.clk.Now())
+	c.finish(c.e.clk.Now(), true)
 }
 
 // readStream reads a byte stream into one buffer, parses whole messages in
-// place and keeps only an incomplete tail.
+// place and keeps only an incomplete tail. Every message completed by one
+// read gets that read's time as its receive time.
 func (c *gconn) readStream(leftover []byte) error {
 	buf := make([]byte, max(4096, 4*(c.e.p.MaxSize()+c.codec.Overhead()), len(leftover)))
 	n := copy(buf, leftover)
-	var wbuf []byte
+	now := c.e.clk.Now()
 	for {
-		used, out, err := c.parse(buf[:n], wbuf)
-		wbuf = out
+		used, err := c.parse(buf[:n], now)
 		if err != nil {
 			return err
 		}
@@ -621,10 +685,11 @@ func (c *gconn) readStream(leftover []byte) error {
 			buf = append(buf, make([]byte, len(buf))...)
 		}
 		m, err := c.nc.Read(buf[n:])
+		now = c.e.clk.Now()
 		n += m
 		if err != nil {
 			if m > 0 {
-				c.parse(buf[:n], wbuf)
+				c.parse(buf[:n], now)
 			}
 			return err
 		}
@@ -634,23 +699,23 @@ func (c *gconn) readStream(leftover []byte) error {
 // readDatagrams handles one reply per datagram.
 func (c *gconn) readDatagrams() error {
 	buf := make([]byte, 65536)
-	var wbuf []byte
 	for {
 		m, err := c.nc.Read(buf)
 		if err != nil {
 			return err
 		}
-		wbuf = c.onReply(buf[:m], m, wbuf)
+		c.onReply(buf[:m], m, c.e.clk.Now())
 	}
 }
 
-// parse handles every complete message in b and returns the bytes used.
-func (c *gconn) parse(b []byte, wbuf []byte) (int, []byte, error) {
+// parse handles every complete message in b, received at now, and returns
+// the bytes used.
+func (c *gconn) parse(b []byte, now int64) (int, error) {
 	off := 0
 	for off < len(b) {
 		op, payload, used, err := c.codec.Next(b[off:])
 		if err != nil {
-			return off, wbuf, &metrics.ProtocolError{Err: err} // counted when the connection drops
+			return off, &metrics.ProtocolError{Err: err} // counted when the connection drops
 		}
 		if used == 0 {
 			break
@@ -658,25 +723,22 @@ func (c *gconn) parse(b []byte, wbuf []byte) (int, []byte, error) {
 		off += used
 		switch op {
 		case wire.OpData:
-			wbuf = c.onReply(payload, used, wbuf)
+			c.onReply(payload, used, now)
 		case wire.OpPing:
 			c.rec.Bytes(used)
-			wc := c.codec.(*wire.WSClient)
 			c.mu.Lock()
-			c.pong = wc.AppendFrame(c.pong[:0], ws.OpPong, payload)
-			pong := c.pong
+			c.pong = append(c.pong[:0], payload...)
+			c.pongDue = true
 			c.mu.Unlock()
-			if _, err := c.nc.Write(pong); err != nil {
-				return off, wbuf, err
-			}
+			c.signal()
 		case wire.OpPong:
 			c.rec.Bytes(used)
 		case wire.OpClose:
 			c.rec.Bytes(used)
-			return off, wbuf, errPeerClose
+			return off, errPeerClose
 		}
 	}
-	return off, wbuf, nil
+	return off, nil
 }
 
 var errPeerClose = &peerCloseError{}
@@ -686,9 +748,8 @@ type peerCloseError struct{}
 func (*peerCloseError) Error() string { return "websocket close frame from the target" }
 func (*peerCloseError) Unwrap() error { return net.ErrClosed }
 
-// onReply accounts one data message from the target.
-func (c *gconn) onReply(payload []byte, n int, wbuf []byte) []byte {
-	now := c.e.clk.Now()
+// onReply accounts one data message of n bytes received at now.
+func (c *gconn) onReply(payload []byte, n int, now int64) {
 	var h wire.Header
 	var err error
 	if c.text {
@@ -700,75 +761,46 @@ func (c *gconn) onReply(payload []byte, n int, wbuf []byte) []byte {
 		c.rec.Bytes(n)
 		c.rec.Error(metrics.ErrProtocol)
 		c.rec.Anomaly(metrics.Unexpected)
-		return wbuf
+		return
 	}
 	if h.Flags&wire.FlagProbe != 0 {
 		c.rec.Bytes(n)
-		return wbuf
+		return
 	}
 	c.mu.Lock()
-	ok := c.acceptLocked(&h, now)
+	sl, ok := c.acceptLocked(&h)
 	c.mu.Unlock()
 	if !ok {
 		c.rec.Bytes(n)
-		return wbuf
+		return
 	}
-	c.rec.Received(h.Intended, h.Sent, now, n)
-	if c.e.p.MaxInFlight > 0 {
-		select {
-		case c.room <- struct{}{}:
-		default:
-		}
+	c.rec.Received(sl.intended, sl.sent, now, n)
+	if c.e.p.Mode == plan.Closed || c.e.p.MaxInFlight > 0 {
+		c.signal()
 	}
-	if c.e.p.Mode == plan.Closed {
-		s := c.e.sched.Load()
-		if now < s.stopAt && len(s.regimes) > 0 {
-			if out := c.topUp(wbuf, s.regimes[s.regimeFor(now)]); out != nil {
-				wbuf = out
-			}
-		}
-	}
-	return wbuf
 }
 
-// acceptLocked checks a reply against what was sent and reports whether it
-// is a latency sample; anything else is counted as an anomaly.
-func (c *gconn) acceptLocked(h *wire.Header, now int64) bool {
+// acceptLocked matches a reply to the message it answers and reports
+// whether it is a latency sample, with that message's send times; anything
+// else is counted as an anomaly.
+func (c *gconn) acceptLocked(h *wire.Header) (slot, bool) {
 	if h.ConnID != c.id || h.Seq >= c.sent {
 		c.rec.Anomaly(metrics.Unexpected)
-		return false
+		return slot{}, false
 	}
-	if c.udp {
-		st, intended := c.ring.answer(h.Seq)
-		switch st {
-		case answered:
-			c.e.outstanding.Add(-1)
-			if int64(h.Seq) < c.maxSeen {
-				c.rec.Anomaly(metrics.Reordered)
-			}
-			c.maxSeen = max(c.maxSeen, int64(h.Seq))
-			_ = intended
-			return true
-		case wasAnswered:
-			c.rec.Anomaly(metrics.Duplicate)
-		default:
-			c.rec.Anomaly(metrics.Late)
+	outcome, sl := c.ring.answerSlot(h.Seq)
+	switch outcome {
+	case answered:
+		c.e.outstanding.Add(-1)
+		if int64(h.Seq) < c.maxSeen {
+			c.rec.Anomaly(metrics.Reordered)
 		}
-		return false
-	}
-	switch {
-	case h.Seq < c.recv:
+		c.maxSeen = max(c.maxSeen, int64(h.Seq))
+		return sl, true
+	case wasAnswered:
 		c.rec.Anomaly(metrics.Duplicate)
-		return false
-	case h.Seq > c.recv:
-		// The stream skipped replies: the target dropped them.
-		skipped := int64(h.Seq - c.recv)
-		measured := c.measuredIn(c.recv, h.Seq)
-		c.rec.Lost(skipped-measured, false)
-		c.rec.Lost(measured, true)
-		c.e.outstanding.Add(-skipped)
+	default:
+		c.rec.Anomaly(metrics.Late)
 	}
-	c.recv = h.Seq + 1
-	c.e.outstanding.Add(-1)
-	return true
+	return slot{}, false
 }

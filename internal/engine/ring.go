@@ -24,9 +24,9 @@ type slot struct {
 	state    uint8
 }
 
-// ring tracks the UDP messages of one connection by sequence number, so
-// that replies can be matched, duplicates and late replies told apart and
-// messages past the loss timeout counted lost. It grows when a connection
+// ring tracks the messages of one connection by sequence number, so that
+// replies can be matched in any order, duplicates and late replies told apart
+// and messages past the loss timeout counted lost. It grows when a connection
 // has more messages outstanding than it has slots; it never shrinks.
 type ring struct {
 	s       []slot
@@ -67,19 +67,27 @@ func (r *ring) grow() {
 
 // answer marks seq answered and reports what the reply was.
 func (r *ring) answer(seq uint64) (outcome int, intended int64) {
+	outcome, sl := r.answerSlot(seq)
+	return outcome, sl.intended
+}
+
+// answerSlot marks seq answered and returns the outcome and the message's
+// slot (its intended and actual send times), which is what latency is
+// computed from: the target's echo of the header is not trusted for timing.
+func (r *ring) answerSlot(seq uint64) (int, slot) {
 	sl := &r.s[seq&r.mask]
 	if sl.seq != seq || sl.state == slotFree {
-		return tooLate, 0
+		return tooLate, slot{}
 	}
 	switch sl.state {
 	case slotWaiting:
 		sl.state = slotAnswered
 		r.pending--
-		return answered, sl.intended
+		return answered, *sl
 	case slotAnswered:
-		return wasAnswered, sl.intended
+		return wasAnswered, *sl
 	}
-	return tooLate, sl.intended
+	return tooLate, *sl
 }
 
 // expire marks messages sent at or before cutoff and still waiting as lost, and

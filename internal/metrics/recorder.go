@@ -45,6 +45,7 @@ func (w *Window) Measured(ns int64) bool { return ns >= w.start.Load() }
 
 type counts struct {
 	sent, received, lost, inflight, dup, reordered, late, unexpected int64
+	held, unsent                                                     int64
 	warmSent, warmRecv                                               int64
 	bytesSent, bytesRecv                                             int64
 	opened, failed, dropped, closed                                  int64
@@ -85,12 +86,21 @@ func record(h *hdr.Histogram, v int64) {
 }
 
 // Sent counts one message of n bytes (framing included) handed to the kernel
-// at sent ns, scheduled for intended ns.
-func (r *Recorder) Sent(intended, sent int64, n int) {
-	lag := sent - intended
+// at sent ns, scheduled for intended ns. Its send lag is sent-intended.
+func (r *Recorder) Sent(intended, sent int64, n int) { r.SentAfter(intended, intended, sent, n) }
+
+// SentAfter counts one message scheduled for intended that the target held
+// back until from (a full window, a blocked write) and that went out at sent.
+// Send lag, the harness's own lateness, is sent-from; the wait for the
+// target stays in the message's latency, which counts from intended.
+func (r *Recorder) SentAfter(intended, from, sent int64, n int) {
+	lag := sent - max(intended, from)
 	r.mu.Lock()
 	if r.win.Measured(intended) {
 		r.c.sent++
+		if from > intended {
+			r.c.held++
+		}
 		record(r.cum[hSendLag], lag)
 	} else {
 		r.c.warmSent++
@@ -98,6 +108,17 @@ func (r *Recorder) Sent(intended, sent int64, n int) {
 	r.ic.sent++
 	record(r.ivl[hSendLag], lag)
 	r.c.bytesSent += int64(n)
+	r.mu.Unlock()
+}
+
+// Unsent counts n measured messages that were scheduled but never sent: the
+// connection died, or the target held them back until the run ended.
+func (r *Recorder) Unsent(n int64) {
+	if n <= 0 {
+		return
+	}
+	r.mu.Lock()
+	r.c.unsent += n
 	r.mu.Unlock()
 }
 

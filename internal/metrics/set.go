@@ -97,6 +97,7 @@ func (s *Set) Snapshot() (result.Counters, map[string]*result.Histogram, error) 
 		ConnsOpened: c.opened, ConnsFailed: c.failed, ConnsDropped: c.dropped, ConnsClosed: c.closed,
 		Sent: c.sent, Received: c.received, Lost: c.lost, InFlight: c.inflight,
 		Duplicates: c.dup, Reordered: c.reordered, Late: c.late, Unexpected: c.unexpected,
+		HeldBack: c.held, Unsent: c.unsent,
 		WarmupSent: c.warmSent, WarmupReceived: c.warmRecv,
 		BytesSent: c.bytesSent, BytesReceived: c.bytesRecv,
 		Errors: map[string]int64{},
@@ -126,6 +127,8 @@ func (c *counts) add(o *counts) {
 	c.reordered += o.reordered
 	c.late += o.late
 	c.unexpected += o.unexpected
+	c.held += o.held
+	c.unsent += o.unsent
 	c.warmSent += o.warmSent
 	c.warmRecv += o.warmRecv
 	c.bytesSent += o.bytesSent

@@ -36,7 +36,7 @@ const (
 	Latency     = "latency"      // receive time minus intended send time (open loop: coordinated-omission corrected)
 	ServiceTime = "service_time" // receive time minus actual send time
 	Connect     = "connect"      // TCP connect plus TLS and WebSocket handshake, every attempt that succeeded
-	SendLag     = "send_lag"     // actual send time minus intended send time: how far the harness fell behind
+	SendLag     = "send_lag"     // actual send time minus the later of the intended time and when the target let the send go: the harness's own lateness
 )
 
 // Result is one run of one scenario.
@@ -132,12 +132,14 @@ type Counters struct {
 
 	Sent       int64 `json:"sent"`       // measured messages handed to the kernel
 	Received   int64 `json:"received"`   // measured replies, each one latency sample
-	Lost       int64 `json:"lost"`       // measured messages with no reply: UDP past the timeout, or on a connection that died
-	InFlight   int64 `json:"in_flight"`  // measured messages still awaited when the drain window ended
+	Lost       int64 `json:"lost"`       // measured messages with no reply within the loss timeout, or on a connection that died
+	InFlight   int64 `json:"in_flight"`  // measured messages still awaited, and younger than the loss timeout, when sockbench closed their connection
 	Duplicates int64 `json:"duplicates"` // replies to a message already answered
-	Reordered  int64 `json:"reordered"`  // replies arriving after a reply to a later message (UDP)
-	Late       int64 `json:"late"`       // UDP replies arriving after their message was counted lost
+	Reordered  int64 `json:"reordered"`  // replies arriving after a reply to a later message on the same connection (still samples)
+	Late       int64 `json:"late"`       // replies arriving after their message was counted lost (not latency samples)
 	Unexpected int64 `json:"unexpected"` // replies for messages never sent (bad header, foreign seq)
+	HeldBack   int64 `json:"held_back"`  // measured messages sent late because the target held them back (full max_inflight window, blocked write)
+	Unsent     int64 `json:"unsent"`     // measured messages scheduled but never sent: their connection died, or the target held them back until the end
 
 	WarmupSent     int64 `json:"warmup_sent"`
 	WarmupReceived int64 `json:"warmup_received"`
@@ -163,7 +165,7 @@ type Interval struct {
 	Phase        string  `json:"phase"`
 	Sent         int64   `json:"sent"`
 	Received     int64   `json:"received"`
-	Lost         int64   `json:"lost"`         // messages counted lost in the interval (UDP timeouts, dead connections)
+	Lost         int64   `json:"lost"`         // messages counted lost in the interval (loss timeouts, dead connections)
 	SendRate     float64 `json:"send_rate"`    // msg/s
 	RecvRate     float64 `json:"recv_rate"`    // msg/s
 	PlannedRate  float64 `json:"planned_rate"` // msg/s for the connections open
