@@ -141,6 +141,9 @@ func Drive(ctx context.Context, e Engine, p *plan.Plan, clk Clock, set *metrics.
 	tl.End = at
 	e.Stop(tl.End)
 
+	// Ramps inside a later phase stop at the end of the window.
+	scaleCtx, cancelScale := context.WithDeadline(ctx, clk.At(tl.End))
+	defer cancelScale()
 	scaleDone := make(chan struct{})
 	close(scaleDone)
 	for i, ph := range p.Phases {
@@ -157,7 +160,7 @@ func Drive(ctx context.Context, e Engine, p *plan.Plan, clk Clock, set *metrics.
 			scaleDone = make(chan struct{})
 			go func(n int, rate float64, done chan struct{}) {
 				defer close(done)
-				_ = e.Scale(ctx, n, rate)
+				_ = e.Scale(scaleCtx, n, rate)
 			}(ph.Conns, ph.ConnectRate, scaleDone)
 		}
 	}
