@@ -193,8 +193,10 @@ func (e *Goroutine) Close() {
 	// at the deadline, so closing takes at most goodbyeTimeout in all.
 	deadline := time.Now().Add(goodbyeTimeout)
 	for _, c := range conns {
-		c.markClosing()
+		c.mu.Lock()
 		c.byeBy = deadline
+		c.mu.Unlock()
+		c.markClosing()
 		_ = c.nc.SetWriteDeadline(deadline)
 		c.stopWriter()
 	}
@@ -261,7 +263,6 @@ type gconn struct {
 	quitOnce    sync.Once
 	readerDone  chan struct{}
 	writerDone  chan struct{}
-	byeBy       time.Time // set by Close before quit is closed: the close frame's deadline
 
 	mu        sync.Mutex
 	sent      uint64 // next sequence number to send
@@ -276,8 +277,9 @@ type gconn struct {
 	payload   []byte // padded payload template
 	pong      []byte // payload of the latest ping, to answer
 	pongDue   bool
-	heldUntil int64 // ns: the target held sends back until then
-	windowHit bool  // the last send attempt found the window full
+	heldUntil int64     // ns: the target held sends back until then
+	byeBy     time.Time // set by Close: the close frame's deadline
+	windowHit bool      // the last send attempt found the window full
 }
 
 // markClosing tells the connection sockbench is ending it, unless it has
@@ -486,8 +488,11 @@ func (c *gconn) writeLoop() {
 		case <-c.retired:
 			return
 		case <-c.quit:
-			if !c.byeBy.IsZero() { // Close: say goodbye by its deadline
-				c.goodbye(c.byeBy)
+			c.mu.Lock()
+			bye := c.byeBy
+			c.mu.Unlock()
+			if !bye.IsZero() { // Close: say goodbye by its deadline
+				c.goodbye(bye)
 			}
 			return
 		}
