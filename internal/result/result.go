@@ -130,7 +130,7 @@ type Counters struct {
 	ConnsDropped int64 `json:"conns_dropped"` // established connections lost mid-run (peer close, reset, error)
 	ConnsClosed  int64 `json:"conns_closed"`  // connections closed by sockbench (phase change or end of run)
 
-	Sent       int64 `json:"sent"`       // measured messages handed to the kernel
+	Sent       int64 `json:"sent"`       // measured messages written to the socket (counted when the write is issued)
 	Received   int64 `json:"received"`   // measured replies, each one latency sample
 	Lost       int64 `json:"lost"`       // measured messages with no reply within the loss timeout, or on a connection that died
 	InFlight   int64 `json:"in_flight"`  // measured messages still awaited, and younger than the loss timeout, when sockbench closed their connection
