@@ -158,11 +158,13 @@ func sig3(v float64) string {
 	return strconv.FormatFloat(v, 'f', 0, 64)
 }
 
-// Progress writes one plain line for an interval (CI-log friendly).
-func Progress(w io.Writer, iv result.Interval, planned float64) {
+// Progress writes one plain line for an interval (CI-log friendly): send
+// rate against the interval's planned rate, receive rate, latency p50/p99 and
+// the largest send lag of the interval, errors.
+func Progress(w io.Writer, iv result.Interval) {
 	rate := fmt.Sprintf("%.0f", iv.SendRate)
-	if planned > 0 {
-		rate += fmt.Sprintf("/%.0f", planned)
+	if iv.PlannedRate > 0 {
+		rate += fmt.Sprintf("/%.0f", iv.PlannedRate)
 	}
 	fmt.Fprintf(w, "[%6.1fs] %-8s conns %d  send %s msg/s  recv %.0f msg/s  p50 %s  p99 %s  lag %s  errors %d\n",
 		float64(iv.TNs)/1e9, iv.Phase, iv.OpenConns, rate, iv.RecvRate, dur(iv.P50Ns), dur(iv.P99Ns), dur(iv.SendLagMaxNs), iv.Errors)

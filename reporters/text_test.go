@@ -323,7 +323,9 @@ func TestProgress(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var b bytes.Buffer
-			Progress(&b, iv, tc.planned)
+			iv := iv
+			iv.PlannedRate = tc.planned
+			Progress(&b, iv)
 			out := b.String()
 			if got, want := strings.Count(out, "\n"), 1; got != want {
 				t.Fatalf("%d lines, want %d: %q", got, want, out)

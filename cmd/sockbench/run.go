@@ -145,12 +145,11 @@ func runScenario(arg string, o scenarios.Overrides, f runFlags, stdout, stderr i
 
 	fmt.Fprintf(stderr, "sockbench: %s\n", p.Describe())
 	opts := scenarios.RunOptions{
-		Engine: f.engine, Version: version, OpenFiles: limit,
-		Logf: func(format string, args ...any) {}, // per-connection events are counted, not logged
+		Engine: f.engine, Version: version, OpenFiles: limit, // no Logf: per-connection events are counted, not logged
 	}
 	if !f.quiet {
 		opts.Interval = func(iv result.Interval, p *plan.Plan) {
-			reporters.Progress(stderr, iv, iv.PlannedRate)
+			reporters.Progress(stderr, iv)
 		}
 	}
 	r, err := scenarios.Run(ctx, spec, p, opts)
