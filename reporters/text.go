@@ -5,7 +5,6 @@ package reporters
 import (
 	"fmt"
 	"io"
-	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -82,7 +81,7 @@ func Text(w io.Writer, r *result.Result) error {
 	fmt.Fprintf(&b, "  warm-up    sent %d, received %d (not in the figures above)\n", c.WarmupSent, c.WarmupReceived)
 	fmt.Fprintf(&b, "  conns      opened %d, failed %d, dropped %d, closed %d\n", c.ConnsOpened, c.ConnsFailed, c.ConnsDropped, c.ConnsClosed)
 	fmt.Fprintf(&b, "  bytes      sent %d, received %d\n", c.BytesSent, c.BytesReceived)
-	fmt.Fprintf(&b, "  errors     %s\n", errorList(c.Errors))
+	fmt.Fprintf(&b, "  errors     %s\n", c.ErrorList())
 	fmt.Fprintf(&b, "  harness    cpu %.0f%% of %d cores", r.Self.CPUPercent, r.Env.CPUs)
 	if lag := r.Histograms[result.SendLag]; lag != nil && lag.Count > 0 && p.Mode != "closed" {
 		fmt.Fprintf(&b, ", send lag p99 %s max %s", dur(lag.P99), dur(lag.Max))
@@ -116,22 +115,6 @@ func phaseLoad(ph result.PhaseRun) string {
 		return fmt.Sprintf("closed loop, %d in flight per conn", ph.InFlight)
 	}
 	return fmt.Sprintf("%.0f msg/s planned", ph.PlannedRate)
-}
-
-func errorList(m map[string]int64) string {
-	if len(m) == 0 {
-		return "none"
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %d", k, m[k])
-	}
-	return strings.Join(parts, ", ")
 }
 
 // dur formats ns with about three significant digits in a unit people read.

@@ -103,7 +103,7 @@ func baseResult(t *testing.T) *result.Result {
 		SchemaVersion: result.SchemaVersion,
 		Plan: result.PlanInfo{
 			Name: "echo", Target: "ws://127.0.0.1:9000/", Transport: "ws", Mode: "open",
-			Engine: "goroutine", TimeoutNs: int64(time.Second), WarmupNs: 200 * ms, Rate: 100,
+			Engine: "goroutine", TimeoutNs: int64(time.Second), WarmupNs: 200 * ms,
 		},
 		Env:    result.Env{Sockbench: "v0.0.0-test", CPUs: 8},
 		Window: result.Window{RampEndNs: 50 * ms, StartNs: 250 * ms, EndNs: 4250 * ms, DrainEndNs: 5250 * ms},

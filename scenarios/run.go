@@ -154,9 +154,6 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 		Histograms:  hists,
 		Intervals:   intervals,
 	}
-	if p.Mode == plan.Open {
-		r.Plan.Rate = p.Phases[0].Rate()
-	}
 	if p.Target.Transport != plan.TCP {
 		r.Plan.Framing = ""
 	}

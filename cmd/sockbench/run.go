@@ -7,13 +7,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/sockbench/sockbench/internal/engine"
 	"github.com/sockbench/sockbench/internal/plan"
 	"github.com/sockbench/sockbench/internal/result"
 	"github.com/sockbench/sockbench/reporters"
@@ -128,8 +128,8 @@ func runScenario(arg string, o scenarios.Overrides, f runFlags, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	if f.engine != "goroutine" && f.engine != "" {
-		return &usageError{fmt.Sprintf("--engine: unknown engine %q (want goroutine)", f.engine)}
+	if err := engine.Check(f.engine); err != nil {
+		return &usageError{"--engine: " + err.Error()}
 	}
 	path := f.out
 	if path == "" {
@@ -169,7 +169,7 @@ func runScenario(arg string, o scenarios.Overrides, f runFlags, stdout, stderr i
 		return &cannotError{fmt.Errorf("interrupted; the result holds what was measured up to then")}
 	}
 	if r.Counters.ConnsOpened == 0 {
-		return &cannotError{fmt.Errorf("no connection to %s could be opened (%d attempts failed: %s)", r.Plan.Target, r.Counters.ConnsFailed, errorSummary(r.Counters.Errors))}
+		return &cannotError{fmt.Errorf("no connection to %s could be opened (%d attempts failed: %s)", r.Plan.Target, r.Counters.ConnsFailed, r.Counters.ErrorList())}
 	}
 	return nil
 }
@@ -205,13 +205,4 @@ func maxConns(limit uint64, spec *scenarios.Spec) int {
 		n /= 2
 	}
 	return max(n, 1)
-}
-
-func errorSummary(m map[string]int64) string {
-	parts := make([]string, 0, len(m))
-	for k, v := range m {
-		parts = append(parts, fmt.Sprintf("%s %d", k, v))
-	}
-	sort.Strings(parts)
-	return strings.Join(parts, ", ")
 }

@@ -64,13 +64,21 @@ type Engine interface {
 	Close()
 }
 
-// New returns the named engine.
-func New(name string, cfg Config) (Engine, error) {
+// Check reports whether name is an engine New can make.
+func Check(name string) error {
 	switch name {
 	case "", "goroutine":
-		return NewGoroutine(cfg), nil
+		return nil
 	}
-	return nil, fmt.Errorf("unknown engine %q (want goroutine)", name)
+	return fmt.Errorf("unknown engine %q (want goroutine)", name)
+}
+
+// New returns the named engine.
+func New(name string, cfg Config) (Engine, error) {
+	if err := Check(name); err != nil {
+		return nil, err
+	}
+	return NewGoroutine(cfg), nil
 }
 
 // Timeline is when each stage of a run happened, ns on the run clock.

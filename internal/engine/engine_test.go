@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"context"
 	"encoding/binary"
 	"io"
 	"net"
@@ -16,8 +15,6 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
-	"github.com/sockbench/sockbench/internal/engine"
-	"github.com/sockbench/sockbench/internal/metrics"
 	"github.com/sockbench/sockbench/internal/plan"
 	"github.com/sockbench/sockbench/internal/result"
 	"github.com/sockbench/sockbench/targets"
@@ -26,23 +23,8 @@ import (
 // run drives p on the goroutine engine and returns the snapshot.
 func run(t *testing.T, p *plan.Plan) (result.Counters, map[string]*result.Histogram) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := engine.Probe(ctx, p); err != nil {
-		t.Fatalf("probe: %v", err)
-	}
-	set := metrics.NewSet(4)
-	clk := engine.NewClock()
-	e := engine.NewGoroutine(engine.Config{Plan: p, Set: set, Clock: clk})
-	tl := engine.Drive(ctx, e, p, clk, set, engine.Hooks{})
-	if tl.Interrupted {
-		t.Fatalf("run interrupted")
-	}
-	c, h, err := set.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, h
+	r := driveFault(t, p, nil)
+	return r.c, r.h
 }
 
 func newPlan(tr plan.Transport, addr string, fr plan.Framing) *plan.Plan {

@@ -65,12 +65,6 @@ func (r *ring) grow() {
 	}
 }
 
-// answer marks seq answered and reports what the reply was.
-func (r *ring) answer(seq uint64) (outcome int, intended int64) {
-	outcome, sl := r.answerSlot(seq)
-	return outcome, sl.intended
-}
-
 // answerSlot marks seq answered and returns the outcome and the message's
 // slot (its intended and actual send times), which is what latency is
 // computed from: the target's echo of the header is not trusted for timing.

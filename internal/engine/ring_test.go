@@ -422,3 +422,10 @@ func TestRingModel(t *testing.T) {
 		})
 	}
 }
+
+// answer is answerSlot with only the intended send time, as the tests
+// check it.
+func (r *ring) answer(seq uint64) (outcome int, intended int64) {
+	outcome, sl := r.answerSlot(seq)
+	return outcome, sl.intended
+}

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
@@ -58,16 +60,15 @@ type Result struct {
 
 // PlanInfo is what the engine was asked to do.
 type PlanInfo struct {
-	Name      string  `json:"name"`
-	Target    string  `json:"target"`          // URL dialed
-	Embedded  bool    `json:"embedded_target"` // the in-process reference server
-	Transport string  `json:"transport"`       // ws, wss, tcp, udp
-	Framing   string  `json:"framing,omitempty"`
-	Mode      string  `json:"mode"` // open or closed loop
-	Engine    string  `json:"engine"`
-	TimeoutNs int64   `json:"timeout_ns"` // loss timeout and drain window
-	WarmupNs  int64   `json:"warmup_ns"`
-	Rate      float64 `json:"planned_rate"` // msg/s of the first measured phase with all conns open (open loop); see Result.PlannedRate for the window
+	Name      string `json:"name"`
+	Target    string `json:"target"`          // URL dialed
+	Embedded  bool   `json:"embedded_target"` // the in-process reference server
+	Transport string `json:"transport"`       // ws, wss, tcp, udp
+	Framing   string `json:"framing,omitempty"`
+	Mode      string `json:"mode"` // open or closed loop
+	Engine    string `json:"engine"`
+	TimeoutNs int64  `json:"timeout_ns"` // loss timeout and drain window
+	WarmupNs  int64  `json:"warmup_ns"`
 }
 
 // Env is where the run happened.
@@ -148,6 +149,20 @@ type Counters struct {
 	BytesReceived int64 `json:"bytes_received"`
 
 	Errors map[string]int64 `json:"errors"` // by class: refused, timeout, reset, closed_by_peer, handshake, tls, protocol, unreachable, other
+}
+
+// ErrorList is the error counts as "refused 2, reset 1", classes sorted by
+// name, or "none".
+func (c *Counters) ErrorList() string {
+	if len(c.Errors) == 0 {
+		return "none"
+	}
+	parts := make([]string, 0, len(c.Errors))
+	for k, v := range c.Errors {
+		parts = append(parts, fmt.Sprintf("%s %d", k, v))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
 }
 
 // ErrorsTotal is the sum of all error classes.
