@@ -980,3 +980,29 @@ func TestServe(t *testing.T) {
 		t.Errorf("serve bytes in %s != bytes out %s for an echo server", stats[5], stats[6])
 	}
 }
+
+// TestRunResultUnwritable: when --out cannot be written, the measured result
+// is not lost: it goes to the temporary directory, stderr says where, and the
+// exit code is 3.
+func TestRunResultUnwritable(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	blocker := filepath.Join(t.TempDir(), "blocker")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(blocker, "r.json") // a file stands where the directory should be
+	code, _, stderr := runCLI(t, append([]string{"run", "echo-tcp", "--out", out}, short...)...)
+	if code != exitCannot {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitCannot, stderr)
+	}
+	fallback := filepath.Join(tmp, "r.json")
+	if !strings.Contains(stderr, out) || !strings.Contains(stderr, "written to "+fallback) {
+		t.Errorf("stderr does not name the failed path and the fallback:\n%s", stderr)
+	}
+	r := readResult(t, fallback)
+	checkAccounting(t, r)
+	if r.Counters.Sent == 0 {
+		t.Errorf("fallback result has nothing measured: %+v", r.Counters)
+	}
+}

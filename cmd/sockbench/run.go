@@ -160,7 +160,13 @@ func runScenario(arg string, o scenarios.Overrides, f runFlags, stdout, stderr i
 		return err
 	}
 	if err := result.WriteFile(path, r); err != nil {
-		return &scenarios.RunError{Err: err}
+		// Keep what was measured: write it where a file can be written,
+		// say where, and still exit 3.
+		fallback := filepath.Join(os.TempDir(), filepath.Base(path))
+		if ferr := result.WriteFile(fallback, r); ferr != nil {
+			return &scenarios.RunError{Err: fmt.Errorf("%w; the fallback %s failed too: %v", err, fallback, ferr)}
+		}
+		return &scenarios.RunError{Err: fmt.Errorf("%w; the result was written to %s instead", err, fallback)}
 	}
 	fmt.Fprintf(stderr, "sockbench: result written to %s\n", path)
 	if r.Interrupted {
