@@ -6,15 +6,11 @@ import (
 	"net"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/gobwas/ws"
-
 	"github.com/sockbench/sockbench/internal/metrics"
 	"github.com/sockbench/sockbench/internal/plan"
-	"github.com/sockbench/sockbench/internal/wire"
 )
 
 // maxBatch bounds how many due messages one connection writes in one go
@@ -25,28 +21,22 @@ const maxBatch = 256
 // paced writer and a reader) using the standard net package. It is the
 // correctness reference for faster engines.
 type Goroutine struct {
-	cfg   Config
-	p     *plan.Plan
-	clk   Clock
-	set   *metrics.Set
-	sched atomic.Pointer[schedule]
+	base
 
 	mu      sync.Mutex
 	conns   []*gconn // open, in id order
 	nextID  uint32
 	closing bool
 
-	pumpStop    chan struct{} // closed by Close: ends the timer pump
-	outstanding atomic.Int64  // messages sent and not yet answered or lost
-	owing       atomic.Int64  // open-loop writers with sends still due before the stop
-	wg          sync.WaitGroup
+	pumpStop chan struct{} // closed by Close: ends the timer pump
+	wg       sync.WaitGroup
 }
 
 var _ Engine = (*Goroutine)(nil)
 
 // NewGoroutine returns a goroutine-per-connection engine for cfg.
 func NewGoroutine(cfg Config) *Goroutine {
-	e := &Goroutine{cfg: cfg, p: cfg.Plan, clk: cfg.Clock, set: cfg.Set, pumpStop: make(chan struct{})}
+	e := &Goroutine{base: newBase(cfg), pumpStop: make(chan struct{})}
 	e.sched.Store(newSchedule())
 	if cfg.Plan.Mode == plan.Open {
 		go pumpTimers(e.pumpStop)
@@ -56,30 +46,6 @@ func NewGoroutine(cfg Config) *Goroutine {
 
 // Name implements Engine.
 func (e *Goroutine) Name() string { return "goroutine" }
-
-// Outstanding implements Engine: messages awaited plus connections that
-// still owe scheduled sends (a writer running late at the end of the run).
-func (e *Goroutine) Outstanding() int64 { return e.outstanding.Load() + e.owing.Load() }
-
-func (e *Goroutine) publish(f func(s *schedule) *schedule) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	old := e.sched.Load()
-	e.sched.Store(f(old))
-	close(old.changed)
-}
-
-// Pace implements Engine. fromNs may be in the future: the regime is then
-// known to every writer before it begins.
-func (e *Goroutine) Pace(fromNs int64, ph plan.Phase) {
-	r := regimeOf(e.p, fromNs, ph)
-	e.publish(func(s *schedule) *schedule { return s.with(r) })
-}
-
-// Stop implements Engine; atNs may be in the future.
-func (e *Goroutine) Stop(atNs int64) {
-	e.publish(func(s *schedule) *schedule { return s.stopped(atNs) })
-}
 
 // Scale implements Engine.
 func (e *Goroutine) Scale(ctx context.Context, n int, rate float64) error {
@@ -147,19 +113,14 @@ func (e *Goroutine) open(ctx context.Context, id uint32) {
 		rec.Opened()
 	}
 	c := &gconn{
-		e: e, id: id, rec: rec, nc: d.nc, codec: newCodec(e.p, id),
-		udp:         e.p.Target.Transport == plan.UDP,
-		connectedAt: connected,
-		retired:     make(chan struct{}),
-		wake:        make(chan struct{}, 1),
-		quit:        make(chan struct{}),
-		readerDone:  make(chan struct{}),
-		writerDone:  make(chan struct{}),
-		last:        -1,
-		maxSeen:     -1,
+		e: e, nc: d.nc,
+		retired:    make(chan struct{}),
+		wake:       make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+		readerDone: make(chan struct{}),
+		writerDone: make(chan struct{}),
 	}
-	c.text = c.codec.Text()
-	c.ring.init(64)
+	c.msgs.init(&e.base, id, rec, connected)
 	e.mu.Lock()
 	if e.closing {
 		e.mu.Unlock()
@@ -234,12 +195,6 @@ func pumpTimers(stop chan struct{}) {
 	}
 }
 
-func (e *Goroutine) logf(format string, args ...any) {
-	if e.cfg.Logf != nil {
-		e.cfg.Logf(format, args...)
-	}
-}
-
 // heldWrite is how long a write may take before the delay counts as the
 // target holding sends back (a full socket buffer) rather than harness time.
 const heldWrite = time.Millisecond
@@ -249,37 +204,23 @@ const heldWrite = time.Millisecond
 // frames never interleave, and a peer that stops reading while it writes
 // cannot deadlock it: the reader keeps reading and wakes the writer.
 type gconn struct {
-	e           *Goroutine
-	id          uint32
-	rec         *metrics.Recorder
-	nc          net.Conn
-	codec       wire.Codec
-	text        bool
-	udp         bool
-	connectedAt int64
-	retired     chan struct{} // closed by retire: stop sending
-	wake        chan struct{} // a reply arrived (window room, closed-loop top-up) or a pong is due
-	quit        chan struct{} // closed when the connection ends: the writer returns
-	quitOnce    sync.Once
-	readerDone  chan struct{}
-	writerDone  chan struct{}
+	msgs
+	e          *Goroutine
+	nc         net.Conn
+	retired    chan struct{} // closed by retire: stop sending
+	wake       chan struct{} // a reply arrived (window room, closed-loop top-up) or a pong is due
+	quit       chan struct{} // closed when the connection ends: the writer returns
+	quitOnce   sync.Once
+	readerDone chan struct{}
+	writerDone chan struct{}
 
-	mu        sync.Mutex
-	sent      uint64 // next sequence number to send
-	last      int64  // intended time of the last open-loop send; -1: none yet
-	maxSeen   int64  // highest sequence number answered
-	ring      ring   // messages awaiting replies
-	closing   bool   // sockbench is closing this connection: errors are not the target's
-	retiring  bool   // a scale-down ends this connection: it owes no more sends
-	dropped   bool   // the connection failed; decided once, by the reader
-	firstErr  error
-	finished  bool
-	payload   []byte // padded payload template
-	pong      []byte // payload of the latest ping, to answer
-	pongDue   bool
-	heldUntil int64     // ns: the target held sends back until then
-	byeBy     time.Time // set by Close: the close frame's deadline
-	windowHit bool      // the last send attempt found the window full
+	mu       sync.Mutex // guards msgs and the fields below
+	closing  bool       // sockbench is closing this connection: errors are not the target's
+	retiring bool       // a scale-down ends this connection: it owes no more sends
+	dropped  bool       // the connection failed; decided once, by the reader
+	firstErr error
+	finished bool
+	byeBy    time.Time // set by Close: the close frame's deadline
 }
 
 // markClosing tells the connection sockbench is ending it, unless it has
@@ -334,25 +275,23 @@ func (c *gconn) retire() {
 // code 1000), so that servers do not log an abnormal closure. Only the
 // writer, or the closer once the writer has returned, calls it.
 func (c *gconn) goodbye(deadline time.Time) {
-	wc, ok := c.codec.(*wire.WSClient)
-	if !ok {
-		return
-	}
 	c.mu.Lock()
 	if c.dropped {
 		c.mu.Unlock()
 		return
 	}
-	frame := wc.AppendFrame(nil, ws.OpClose, []byte{0x03, 0xe8}) // 1000: normal closure
+	frame := c.appendGoodbye(nil)
 	c.mu.Unlock()
+	if len(frame) == 0 {
+		return
+	}
 	_ = c.nc.SetWriteDeadline(deadline)
 	_, _ = c.nc.Write(frame)
 }
 
 // finish does the end-of-connection accounting once, after the reader has
-// returned: messages past the loss timeout are lost; the rest are lost if the
-// connection failed and in flight if sockbench closed it. With unsent, the
-// open-loop sends it still owed are counted as unsent.
+// returned (msgs.settle). With unsent, the open-loop sends it still owed are
+// counted as unsent.
 func (c *gconn) finish(now int64, unsent bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -360,41 +299,7 @@ func (c *gconn) finish(now int64, unsent bool) {
 		return
 	}
 	c.finished = true
-	c.expireLocked(now)
-	pending, measured := c.ring.drop(c.e.set.Win)
-	c.e.outstanding.Add(-pending)
-	if c.dropped {
-		c.rec.Lost(pending-measured, false)
-		c.rec.Lost(measured, true)
-	} else {
-		c.rec.InFlight(measured)
-		c.rec.ConnClosed()
-	}
-	if (unsent || c.dropped) && c.e.p.Mode == plan.Open {
-		c.rec.Unsent(c.owedLocked())
-	}
-	c.e.set.AddOpen(-1)
-}
-
-// owedLocked counts the measured open-loop sends still scheduled after the
-// last one sent.
-func (c *gconn) owedLocked() int64 {
-	s := c.e.sched.Load()
-	if s.stopAt == math.MaxInt64 || c.retiring {
-		return 0
-	}
-	var n int64
-	last := c.last
-	for {
-		t, _, ok := s.next(c.id, last, c.connectedAt)
-		if !ok {
-			return n
-		}
-		if c.e.set.Win.Measured(t) {
-			n++
-		}
-		last = t
-	}
+	c.settle(now, c.dropped, unsent, c.retiring)
 }
 
 // fail records the first error on the connection and closes it; the reader
@@ -438,7 +343,7 @@ func (c *gconn) writeLoop() {
 		now := c.e.clk.Now()
 		wait := time.Hour
 		c.mu.Lock()
-		c.expireLocked(now)
+		c.expire(now)
 		if c.ring.pending > 0 {
 			wait = c.expiryPeriod()
 		}
@@ -521,78 +426,7 @@ func (c *gconn) write(b []byte) error {
 // sendPong answers the latest ping, if one is due.
 func (c *gconn) sendPong(buf []byte) ([]byte, error) {
 	c.mu.Lock()
-	if !c.pongDue {
-		c.mu.Unlock()
-		return buf, nil
-	}
-	c.pongDue = false
-	buf = c.codec.(*wire.WSClient).AppendFrame(buf[:0], ws.OpPong, c.pong)
-	c.mu.Unlock()
-	return buf, c.write(buf)
-}
-
-// sendDue writes every open-loop message due by now (up to maxBatch, and
-// within the window) in one write (one datagram each for UDP) and returns
-// how many it sent.
-func (c *gconn) sendDue(buf []byte, s *schedule, now int64) ([]byte, int, error) {
-	buf = buf[:0]
-	c.mu.Lock()
-	n := 0
-	window := c.e.p.MaxInFlight
-	for n < maxBatch && !c.over() {
-		next, r, ok := s.next(c.id, c.last, c.connectedAt)
-		if !ok || next > now {
-			break
-		}
-		if window > 0 && c.ring.pending >= window {
-			c.windowHit = true
-			break
-		}
-		if c.windowHit {
-			c.windowHit = false
-			c.heldUntil = now // the window reopened now
-		}
-		c.ensurePayload(r.size)
-		start := len(buf)
-		buf = c.appendMsgLocked(buf, next, now)
-		c.last = next
-		n++
-		if c.udp {
-			c.mu.Unlock()
-			err := c.write(buf[start:])
-			c.mu.Lock()
-			if err != nil {
-				c.mu.Unlock()
-				return buf, n, err
-			}
-			buf = buf[:start]
-		}
-	}
-	c.mu.Unlock()
-	if c.udp || n == 0 {
-		return buf, n, nil
-	}
-	return buf, n, c.write(buf)
-}
-
-// topUp sends closed-loop messages until r.inflight are outstanding.
-func (c *gconn) topUp(buf []byte, r regime) ([]byte, error) {
-	buf = buf[:0]
-	c.mu.Lock()
-	c.ensurePayload(r.size)
-	for c.ring.pending < r.inflight && !c.over() {
-		now := c.e.clk.Now()
-		start := len(buf)
-		buf = c.appendMsgLocked(buf, now, now)
-		if c.udp {
-			c.mu.Unlock()
-			if err := c.write(buf[start:]); err != nil {
-				return buf, err
-			}
-			buf = buf[:start]
-			c.mu.Lock()
-		}
-	}
+	buf = c.appendPong(buf[:0])
 	c.mu.Unlock()
 	if len(buf) == 0 {
 		return buf, nil
@@ -600,38 +434,52 @@ func (c *gconn) topUp(buf []byte, r regime) ([]byte, error) {
 	return buf, c.write(buf)
 }
 
-func (c *gconn) ensurePayload(size int) {
-	if len(c.payload) != size {
-		c.payload = make([]byte, size)
-		wire.Pad(c.payload)
+// sendDue writes every open-loop message due by now (up to maxBatch, and
+// within the window) in one write (one datagram each for UDP) and returns
+// how many it sent.
+func (c *gconn) sendDue(buf []byte, s *schedule, now int64) ([]byte, int, error) {
+	limit := maxBatch
+	if c.udp {
+		limit = 1
 	}
+	total := 0
+	for total < maxBatch {
+		c.mu.Lock()
+		var n int
+		if !c.over() {
+			buf, n = c.appendDue(buf[:0], s, now, limit)
+		}
+		c.mu.Unlock()
+		if n == 0 {
+			return buf, total, nil
+		}
+		total += n
+		if err := c.write(buf); err != nil {
+			return buf, total, err
+		}
+	}
+	return buf, total, nil
 }
 
-// appendMsgLocked frames the next message into buf and accounts it as sent
-// at now, scheduled for intended.
-func (c *gconn) appendMsgLocked(buf []byte, intended, now int64) []byte {
-	h := wire.Header{ConnID: c.id, Seq: c.sent, Intended: intended, Sent: now}
-	if c.text {
-		h.PutText(c.payload)
-	} else {
-		h.Put(c.payload)
+// topUp sends closed-loop messages until r.inflight are outstanding.
+func (c *gconn) topUp(buf []byte, r regime) ([]byte, error) {
+	limit := math.MaxInt
+	if c.udp {
+		limit = 1
 	}
-	before := len(buf)
-	buf = c.codec.Append(buf, c.payload)
-	c.ring.add(c.sent, intended, now)
-	c.sent++
-	c.e.outstanding.Add(1)
-	c.rec.SentAfter(intended, c.heldUntil, now, len(buf)-before)
-	return buf
-}
-
-// expireLocked counts messages unanswered past the loss timeout as lost.
-func (c *gconn) expireLocked(now int64) {
-	n, measured := c.ring.expire(now-int64(c.e.p.Timeout), c.e.set.Win)
-	if n > 0 {
-		c.e.outstanding.Add(-n)
-		c.rec.Lost(n-measured, false)
-		c.rec.Lost(measured, true)
+	for {
+		c.mu.Lock()
+		var n int
+		if !c.over() {
+			buf, n = c.appendTopUp(buf[:0], r, limit)
+		}
+		c.mu.Unlock()
+		if n == 0 {
+			return buf, nil
+		}
+		if err := c.write(buf); err != nil {
+			return buf, err
+		}
 	}
 }
 
@@ -681,7 +529,10 @@ func (c *gconn) readStream(leftover []byte) error {
 	n := copy(buf, leftover)
 	now := c.e.clk.Now()
 	for {
-		used, err := c.parse(buf[:n], now)
+		used, wake, err := c.parse(buf[:n], now, &c.mu)
+		if wake {
+			c.signal()
+		}
 		if err != nil {
 			return err
 		}
@@ -694,7 +545,7 @@ func (c *gconn) readStream(leftover []byte) error {
 		n += m
 		if err != nil {
 			if m > 0 {
-				c.parse(buf[:n], now)
+				c.parse(buf[:n], now, &c.mu)
 			}
 			return err
 		}
@@ -709,103 +560,12 @@ func (c *gconn) readDatagrams() error {
 		if err != nil {
 			return err
 		}
-		c.onReply(buf[:m], m, c.e.clk.Now())
-	}
-}
-
-// parse handles every complete message in b, received at now, and returns
-// the bytes used.
-func (c *gconn) parse(b []byte, now int64) (int, error) {
-	off := 0
-	for off < len(b) {
-		op, payload, used, err := c.codec.Next(b[off:])
-		if err != nil {
-			return off, &metrics.ProtocolError{Err: err} // counted when the connection drops
-		}
-		if used == 0 {
-			break
-		}
-		off += used
-		switch op {
-		case wire.OpData:
-			c.onReply(payload, used, now)
-		case wire.OpPing:
-			c.rec.Bytes(used)
-			c.mu.Lock()
-			c.pong = append(c.pong[:0], payload...)
-			c.pongDue = true
-			c.mu.Unlock()
+		if c.reply(buf[:m], m, c.e.clk.Now(), &c.mu) && c.wantsWake() {
 			c.signal()
-		case wire.OpPong:
-			c.rec.Bytes(used)
-		case wire.OpClose:
-			c.rec.Bytes(used)
-			return off, errPeerClose
 		}
 	}
-	return off, nil
 }
 
-var errPeerClose = &peerCloseError{}
-
-type peerCloseError struct{}
-
-func (*peerCloseError) Error() string { return "websocket close frame from the target" }
-func (*peerCloseError) Unwrap() error { return net.ErrClosed }
-
-// onReply accounts one data message of n bytes received at now.
-func (c *gconn) onReply(payload []byte, n int, now int64) {
-	var h wire.Header
-	var err error
-	if c.text {
-		err = h.DecodeText(payload)
-	} else {
-		err = h.Decode(payload)
-	}
-	if err != nil {
-		c.rec.Bytes(n)
-		c.rec.Error(metrics.ErrProtocol)
-		c.rec.Anomaly(metrics.Unexpected)
-		return
-	}
-	if h.Flags&wire.FlagProbe != 0 {
-		c.rec.Bytes(n)
-		return
-	}
-	c.mu.Lock()
-	sl, ok := c.acceptLocked(&h)
-	c.mu.Unlock()
-	if !ok {
-		c.rec.Bytes(n)
-		return
-	}
-	c.rec.Received(sl.intended, sl.sent, now, n)
-	if c.e.p.Mode == plan.Closed || c.e.p.MaxInFlight > 0 {
-		c.signal()
-	}
-}
-
-// acceptLocked matches a reply to the message it answers and reports
-// whether it is a latency sample, with that message's send times; anything
-// else is counted as an anomaly.
-func (c *gconn) acceptLocked(h *wire.Header) (slot, bool) {
-	if h.ConnID != c.id || h.Seq >= c.sent {
-		c.rec.Anomaly(metrics.Unexpected)
-		return slot{}, false
-	}
-	outcome, sl := c.ring.answerSlot(h.Seq)
-	switch outcome {
-	case answered:
-		c.e.outstanding.Add(-1)
-		if int64(h.Seq) < c.maxSeen {
-			c.rec.Anomaly(metrics.Reordered)
-		}
-		c.maxSeen = max(c.maxSeen, int64(h.Seq))
-		return sl, true
-	case wasAnswered:
-		c.rec.Anomaly(metrics.Duplicate)
-	default:
-		c.rec.Anomaly(metrics.Late)
-	}
-	return slot{}, false
-}
+// wantsWake reports whether a reply should wake the writer: it tops up a
+// closed loop or reopens a full window.
+func (c *gconn) wantsWake() bool { return c.e.p.Mode == plan.Closed || c.e.p.MaxInFlight > 0 }

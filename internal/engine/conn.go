@@ -1,0 +1,354 @@
+package engine
+
+import (
+	"math"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gobwas/ws"
+
+	"github.com/sockbench/sockbench/internal/metrics"
+	"github.com/sockbench/sockbench/internal/plan"
+	"github.com/sockbench/sockbench/internal/wire"
+)
+
+// base is what every engine shares: the plan, the clock, the recorders, the
+// published send schedule and the count of messages awaited.
+type base struct {
+	cfg   Config
+	p     *plan.Plan
+	clk   Clock
+	set   *metrics.Set
+	sched atomic.Pointer[schedule]
+	// onPublish, if set, runs after each new schedule is published (under pubMu).
+	onPublish func()
+	pubMu     sync.Mutex
+
+	outstanding atomic.Int64 // messages sent and not yet answered or lost
+	owing       atomic.Int64 // open-loop connections with sends still due before the stop
+}
+
+func newBase(cfg Config) base {
+	return base{cfg: cfg, p: cfg.Plan, clk: cfg.Clock, set: cfg.Set}
+}
+
+// Outstanding implements Engine: messages awaited plus connections that
+// still owe scheduled sends (running late at the end of the run).
+func (b *base) Outstanding() int64 { return b.outstanding.Load() + b.owing.Load() }
+
+func (b *base) publish(f func(s *schedule) *schedule) {
+	b.pubMu.Lock()
+	defer b.pubMu.Unlock()
+	old := b.sched.Load()
+	b.sched.Store(f(old))
+	close(old.changed)
+	if b.onPublish != nil {
+		b.onPublish()
+	}
+}
+
+// Pace implements Engine. fromNs may be in the future: the regime is then
+// known to every connection before it begins.
+func (b *base) Pace(fromNs int64, ph plan.Phase) {
+	r := regimeOf(b.p, fromNs, ph)
+	b.publish(func(s *schedule) *schedule { return s.with(r) })
+}
+
+// Stop implements Engine; atNs may be in the future.
+func (b *base) Stop(atNs int64) {
+	b.publish(func(s *schedule) *schedule { return s.stopped(atNs) })
+}
+
+func (b *base) logf(format string, args ...any) {
+	if b.cfg.Logf != nil {
+		b.cfg.Logf(format, args...)
+	}
+}
+
+// msgs is one connection's message accounting, the same in every engine:
+// sequence numbers, the ring of messages awaited, the open-loop position in
+// the schedule, and what the target held back. It does no locking; the
+// goroutine engine guards it with its connection's mutex, an event loop owns
+// it outright.
+type msgs struct {
+	b           *base
+	id          uint32
+	rec         *metrics.Recorder
+	codec       wire.Codec
+	text        bool
+	udp         bool
+	connectedAt int64
+	sent        uint64 // next sequence number to send
+	last        int64  // intended time of the last open-loop send; -1: none yet
+	maxSeen     int64  // highest sequence number answered
+	ring        ring   // messages awaiting replies
+	payload     []byte // padded payload template
+	pong        []byte // payload of the latest ping, to answer
+	pongDue     bool
+	heldUntil   int64 // ns: the target held sends back until then
+	windowHit   bool  // the last send attempt found the window full
+}
+
+// initialRing is a new connection's ring size; it grows on demand, so that
+// an idle connection stays small.
+const initialRing = 4
+
+func (m *msgs) init(b *base, id uint32, rec *metrics.Recorder, connectedAt int64) {
+	*m = msgs{
+		b: b, id: id, rec: rec, codec: newCodec(b.p, id),
+		udp:         b.p.Target.Transport == plan.UDP,
+		connectedAt: connectedAt, last: -1, maxSeen: -1,
+	}
+	m.text = m.codec.Text()
+	m.ring.init(initialRing)
+}
+
+func (m *msgs) ensurePayload(size int) {
+	if len(m.payload) != size {
+		m.payload = make([]byte, size)
+		wire.Pad(m.payload)
+	}
+}
+
+// appendMsg frames the next message into buf and accounts it as sent at
+// now, scheduled for intended.
+func (m *msgs) appendMsg(buf []byte, intended, now int64) []byte {
+	h := wire.Header{ConnID: m.id, Seq: m.sent, Intended: intended, Sent: now}
+	if m.text {
+		h.PutText(m.payload)
+	} else {
+		h.Put(m.payload)
+	}
+	before := len(buf)
+	buf = m.codec.Append(buf, m.payload)
+	m.ring.add(m.sent, intended, now)
+	m.sent++
+	m.b.outstanding.Add(1)
+	m.rec.SentAfter(intended, m.heldUntil, now, len(buf)-before)
+	return buf
+}
+
+// appendPong frames the answer to the latest ping, if one is due.
+func (m *msgs) appendPong(buf []byte) []byte {
+	if !m.pongDue {
+		return buf
+	}
+	m.pongDue = false
+	return m.codec.(*wire.WSClient).AppendFrame(buf, ws.OpPong, m.pong)
+}
+
+// appendGoodbye frames a WebSocket close frame with code 1000 (normal
+// closure); nothing for other transports.
+func (m *msgs) appendGoodbye(buf []byte) []byte {
+	wc, ok := m.codec.(*wire.WSClient)
+	if !ok {
+		return buf
+	}
+	return wc.AppendFrame(buf, ws.OpClose, []byte{0x03, 0xe8})
+}
+
+// expire counts messages unanswered past the loss timeout as lost.
+func (m *msgs) expire(now int64) {
+	n, measured := m.ring.expire(now-int64(m.b.p.Timeout), m.b.set.Win)
+	if n > 0 {
+		m.b.outstanding.Add(-n)
+		m.rec.Lost(n-measured, false)
+		m.rec.Lost(measured, true)
+	}
+}
+
+// settle does the end-of-connection accounting: messages past the loss
+// timeout are lost; the rest are lost if the connection dropped and in flight
+// if sockbench closed it. With unsent, the measured open-loop sends it still
+// owed are counted as unsent.
+func (m *msgs) settle(now int64, dropped, unsent, retiring bool) {
+	m.expire(now)
+	pending, measured := m.ring.drop(m.b.set.Win)
+	m.b.outstanding.Add(-pending)
+	if dropped {
+		m.rec.Lost(pending-measured, false)
+		m.rec.Lost(measured, true)
+	} else {
+		m.rec.InFlight(measured)
+		m.rec.ConnClosed()
+	}
+	if (unsent || dropped) && m.b.p.Mode == plan.Open && !retiring {
+		m.rec.Unsent(m.owed())
+	}
+	m.b.set.AddOpen(-1)
+}
+
+// owed counts the measured open-loop sends still scheduled after the last
+// one sent.
+func (m *msgs) owed() int64 {
+	s := m.b.sched.Load()
+	if s.stopAt == math.MaxInt64 {
+		return 0
+	}
+	var n int64
+	last := m.last
+	for {
+		t, _, ok := s.next(m.id, last, m.connectedAt)
+		if !ok {
+			return n
+		}
+		if m.b.set.Win.Measured(t) {
+			n++
+		}
+		last = t
+	}
+}
+
+// parse handles every complete message in b, received at now, and returns
+// the bytes used, and whether the sender should look again (a reply freed a
+// slot, or a pong is due). lk, if not nil, guards m's state; the recorder is
+// called outside it.
+func (m *msgs) parse(b []byte, now int64, lk *sync.Mutex) (int, bool, error) {
+	off := 0
+	wake := false
+	for off < len(b) {
+		op, payload, used, err := m.codec.Next(b[off:])
+		if err != nil {
+			return off, wake, &metrics.ProtocolError{Err: err} // counted when the connection drops
+		}
+		if used == 0 {
+			break
+		}
+		off += used
+		switch op {
+		case wire.OpData:
+			if m.reply(payload, used, now, lk) {
+				wake = true
+			}
+		case wire.OpPing:
+			m.rec.Bytes(used)
+			lock(lk)
+			m.pong = append(m.pong[:0], payload...)
+			m.pongDue = true
+			unlock(lk)
+			wake = true
+		case wire.OpPong:
+			m.rec.Bytes(used)
+		case wire.OpClose:
+			m.rec.Bytes(used)
+			return off, wake, errPeerClose
+		}
+	}
+	return off, wake, nil
+}
+
+func lock(lk *sync.Mutex) {
+	if lk != nil {
+		lk.Lock()
+	}
+}
+
+func unlock(lk *sync.Mutex) {
+	if lk != nil {
+		lk.Unlock()
+	}
+}
+
+// reply accounts one data message of n bytes received at now and reports
+// whether it answered a message awaited (a latency sample).
+func (m *msgs) reply(payload []byte, n int, now int64, lk *sync.Mutex) bool {
+	var h wire.Header
+	var err error
+	if m.text {
+		err = h.DecodeText(payload)
+	} else {
+		err = h.Decode(payload)
+	}
+	if err != nil {
+		m.rec.Bytes(n)
+		m.rec.Error(metrics.ErrProtocol)
+		m.rec.Anomaly(metrics.Unexpected)
+		return false
+	}
+	if h.Flags&wire.FlagProbe != 0 {
+		m.rec.Bytes(n)
+		return false
+	}
+	lock(lk)
+	sl, ok := m.accept(&h)
+	unlock(lk)
+	if !ok {
+		m.rec.Bytes(n)
+		return false
+	}
+	m.rec.Received(sl.intended, sl.sent, now, n)
+	return true
+}
+
+// accept matches a reply to the message it answers and reports whether it
+// is a latency sample, with that message's send times; anything else is
+// counted as an anomaly.
+func (m *msgs) accept(h *wire.Header) (slot, bool) {
+	if h.ConnID != m.id || h.Seq >= m.sent {
+		m.rec.Anomaly(metrics.Unexpected)
+		return slot{}, false
+	}
+	outcome, sl := m.ring.answerSlot(h.Seq)
+	switch outcome {
+	case answered:
+		m.b.outstanding.Add(-1)
+		if int64(h.Seq) < m.maxSeen {
+			m.rec.Anomaly(metrics.Reordered)
+		}
+		m.maxSeen = max(m.maxSeen, int64(h.Seq))
+		return sl, true
+	case wasAnswered:
+		m.rec.Anomaly(metrics.Duplicate)
+	default:
+		m.rec.Anomaly(metrics.Late)
+	}
+	return slot{}, false
+}
+
+var errPeerClose = &peerCloseError{}
+
+type peerCloseError struct{}
+
+func (*peerCloseError) Error() string { return "websocket close frame from the target" }
+func (*peerCloseError) Unwrap() error { return net.ErrClosed }
+
+// appendDue frames up to limit open-loop messages due by now (within the
+// max_inflight window) into buf and returns how many.
+func (m *msgs) appendDue(buf []byte, s *schedule, now int64, limit int) ([]byte, int) {
+	n := 0
+	window := m.b.p.MaxInFlight
+	for n < limit {
+		next, r, ok := s.next(m.id, m.last, m.connectedAt)
+		if !ok || next > now {
+			break
+		}
+		if window > 0 && m.ring.pending >= window {
+			m.windowHit = true
+			break
+		}
+		if m.windowHit {
+			m.windowHit = false
+			m.heldUntil = now // the window reopened now
+		}
+		m.ensurePayload(r.size)
+		buf = m.appendMsg(buf, next, now)
+		m.last = next
+		n++
+	}
+	return buf, n
+}
+
+// appendTopUp frames closed-loop messages into buf, up to limit, until
+// r.inflight are outstanding; each is intended and sent at the time it is
+// framed.
+func (m *msgs) appendTopUp(buf []byte, r regime, limit int) ([]byte, int) {
+	m.ensurePayload(r.size)
+	n := 0
+	for n < limit && m.ring.pending < r.inflight {
+		now := m.b.clk.Now()
+		buf = m.appendMsg(buf, now, now)
+		n++
+	}
+	return buf, n
+}
