@@ -7,9 +7,7 @@ require (
 	github.com/gobwas/ws v1.5.0
 	github.com/spf13/pflag v1.1.0
 	go.yaml.in/yaml/v3 v3.0.6
+	golang.org/x/sys v0.50.0
 )
 
-require (
-	github.com/gobwas/httphead v0.1.0 // indirect
-	golang.org/x/sys v0.50.0 // indirect
-)
+require github.com/gobwas/httphead v0.1.0 // indirect

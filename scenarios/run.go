@@ -27,6 +27,7 @@ func (e *RunError) Unwrap() error { return e.Err }
 // RunOptions are the knobs of a run that are not part of the scenario.
 type RunOptions struct {
 	Engine  string // engine name; "" = default
+	Loops   int    // event loops of the epoll engine; 0 = GOMAXPROCS
 	Version string // sockbench version, recorded in the result
 	// Interval, if set, is called after each interval (about once a second)
 	// with the interval just closed and the plan's phase at that time.
@@ -57,7 +58,7 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 	set := metrics.NewSet(4 * runtime.GOMAXPROCS(0))
 	clk := engine.NewClock()
 	startedAt := time.Now()
-	eng, err := engine.New(opts.Engine, engine.Config{Plan: p, Set: set, Clock: clk, Logf: opts.Logf})
+	eng, err := engine.New(opts.Engine, engine.Config{Plan: p, Set: set, Clock: clk, Logf: opts.Logf, Loops: opts.Loops})
 	if err != nil {
 		return nil, &Error{Flag: "--engine", Msg: err.Error()}
 	}
@@ -144,7 +145,7 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 		Plan: result.PlanInfo{
 			Name: p.Name, Target: p.Target.URL, Embedded: p.Target.Embedded,
 			Transport: transportName(p.Target), Framing: string(p.Framing), Mode: string(p.Mode),
-			Engine: eng.Name(), TimeoutNs: int64(p.Timeout), WarmupNs: int64(p.Warmup),
+			Engine: eng.Name(), Loops: loopCount(eng), TimeoutNs: int64(p.Timeout), WarmupNs: int64(p.Warmup),
 		},
 		Env:         environment(opts),
 		StartedAt:   startedAt,
@@ -267,4 +268,12 @@ func selfCheck(r *result.Result, p *plan.Plan, used cpu, wall time.Duration) res
 		s.Warnings = append(s.Warnings, "the reference server ran in the same process and shares its CPU; CPU figures include it")
 	}
 	return s
+}
+
+// loopCount is the number of event loops of an engine that has them.
+func loopCount(e engine.Engine) int {
+	if l, ok := e.(interface{ LoopCount() int }); ok {
+		return l.LoopCount()
+	}
+	return 0
 }

@@ -54,7 +54,8 @@ func runCmd() command {
 			timeout := fs.Duration("timeout", 0, "loss timeout: a UDP reply later than this is lost; also the drain window at the end (default 1s)")
 			insecure := fs.Bool("insecure", false, "wss: do not verify the server's certificate")
 			out := fs.String("out", "", "result JSON file (default ./sockbench-results/NAME-TIME.json)")
-			eng := fs.String("engine", "goroutine", "engine: goroutine")
+			eng := fs.String("engine", engine.Default(), "engine: epoll (event loops, Linux) or goroutine (portable; used for wss:// unless set)")
+			loops := fs.Int("loops", 0, "event loops of the epoll engine (default GOMAXPROCS)")
 			quiet := fs.Bool("quiet", false, "no progress lines")
 			return func(args []string, stdout, stderr io.Writer) error {
 				if len(args) != 1 {
@@ -91,7 +92,14 @@ func runCmd() command {
 				if set("insecure") {
 					o.Insecure = insecure
 				}
-				return runScenario(args[0], o, runFlags{out: *out, engine: *eng, quiet: *quiet}, stdout, stderr)
+				f := runFlags{out: *out, quiet: *quiet, loops: *loops}
+				if set("engine") {
+					f.engine = *eng // else the default for the target
+				}
+				if set("loops") && *loops < 1 {
+					return &usageError{fmt.Sprintf("--loops %d: want at least 1", *loops)}
+				}
+				return runScenario(args[0], o, f, stdout, stderr)
 			}
 		},
 	}
@@ -99,7 +107,8 @@ func runCmd() command {
 
 type runFlags struct {
 	out    string
-	engine string
+	engine string // "" = the default for the target
+	loops  int
 	quiet  bool
 }
 
@@ -131,6 +140,9 @@ func runScenario(arg string, o scenarios.Overrides, f runFlags, stdout, stderr i
 	if err := engine.Check(f.engine); err != nil {
 		return &usageError{"--engine: " + err.Error()}
 	}
+	if f.engine == "epoll" && p.Target.TLS {
+		return &usageError{"--engine epoll: the event loops do not speak TLS; use --engine goroutine for wss:// targets"}
+	}
 	path := f.out
 	if path == "" {
 		path = filepath.Join("sockbench-results", fmt.Sprintf("%s-%s.json", p.Name, time.Now().Format("20060102-150405")))
@@ -144,8 +156,11 @@ func runScenario(arg string, o scenarios.Overrides, f runFlags, stdout, stderr i
 	}()
 
 	fmt.Fprintf(stderr, "sockbench: %s\n", p.Describe())
+	if n := maxConns(limit, spec); n > 0 {
+		fmt.Fprintf(stderr, "sockbench: open-files limit %d allows %d connections%s\n", limit, n, sharedNote(spec))
+	}
 	opts := scenarios.RunOptions{
-		Engine: f.engine, Version: version, OpenFiles: limit, // no Logf: per-connection events are counted, not logged
+		Engine: f.engine, Loops: f.loops, Version: version, OpenFiles: limit, // no Logf: per-connection events are counted, not logged
 	}
 	if !f.quiet {
 		opts.Interval = func(iv result.Interval, p *plan.Plan) {
@@ -197,6 +212,14 @@ func raiseOpenFiles() uint64 {
 		_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
 	return lim.Cur
+}
+
+// sharedNote explains a halved connection limit.
+func sharedNote(spec *scenarios.Spec) string {
+	if spec.EmbeddedStream() {
+		return " (the embedded server holds the other ends in this process; run 'sockbench serve' separately for twice as many)"
+	}
+	return ""
 }
 
 // maxConns is how many connections the limit allows: each needs one

@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"context"
 	"math"
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gobwas/ws"
 
@@ -25,13 +27,17 @@ type base struct {
 	onPublish func()
 	pubMu     sync.Mutex
 
-	outstanding atomic.Int64 // messages sent and not yet answered or lost
-	owing       atomic.Int64 // open-loop connections with sends still due before the stop
+	ids         atomic.Uint32 // connection ids handed out
+	outstanding atomic.Int64  // messages sent and not yet answered or lost
+	owing       atomic.Int64  // open-loop connections with sends still due before the stop
 }
 
 func newBase(cfg Config) base {
 	return base{cfg: cfg, p: cfg.Plan, clk: cfg.Clock, set: cfg.Set}
 }
+
+// newID returns the next connection id (0, 1, ...).
+func (b *base) newID() uint32 { return b.ids.Add(1) - 1 }
 
 // Outstanding implements Engine: messages awaited plus connections that
 // still owe scheduled sends (running late at the end of the run).
@@ -351,4 +357,60 @@ func (m *msgs) appendTopUp(buf []byte, r regime, limit int) ([]byte, int) {
 		n++
 	}
 	return buf, n
+}
+
+// scaleUp opens need connections, at most rate per second (0: no limit),
+// each dialled by open in its own goroutine with an id from nextID. It
+// returns when every dial it started has finished, or ctx's error.
+func scaleUp(ctx context.Context, need int, rate float64, nextID func() uint32, open func(context.Context, uint32)) error {
+	if need <= 0 {
+		return nil
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	start := time.Now()
+	for i := range need {
+		if rate > 0 {
+			at := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
+			if d := time.Until(at); d > 0 {
+				t := time.NewTimer(d)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					return ctx.Err()
+				}
+			}
+		}
+		id := nextID()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			open(ctx, id)
+		}()
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+// dialRecorded dials connection id and records the outcome in rec: the
+// connect time (TCP connect plus handshake) for ws and tcp, an open for udp,
+// or a failure. It returns the connection, rec, and when it was ready.
+func dialRecorded(ctx context.Context, b *base, id uint32, rec *metrics.Recorder) (dialed, *metrics.Recorder, int64, bool) {
+	t0 := b.clk.Now()
+	d, err := dial(ctx, b.p.Target, b.p.ConnectTimeout)
+	if err != nil {
+		if ctx.Err() == nil {
+			rec.ConnFailed(metrics.Classify(err))
+			b.logf("connection %d: %v", id, err)
+		}
+		return dialed{}, rec, 0, false
+	}
+	at := b.clk.Now()
+	if b.p.Target.Transport != plan.UDP {
+		rec.Connected(at - t0)
+	} else {
+		rec.Opened()
+	}
+	return d, rec, at, true
 }

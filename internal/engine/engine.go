@@ -36,6 +36,8 @@ type Config struct {
 	Set   *metrics.Set
 	Clock Clock
 	Logf  func(format string, args ...any) // rare events only; may be nil
+	// Loops is the number of event loops of the epoll engine (0: GOMAXPROCS).
+	Loops int
 }
 
 // Engine is the transport half of a run. Drive calls Pace for
@@ -64,19 +66,46 @@ type Engine interface {
 	Close()
 }
 
-// Check reports whether name is an engine New can make.
+// Default is the engine a run uses unless told otherwise: epoll where the
+// system has it, goroutine elsewhere.
+func Default() string {
+	if epollSupported {
+		return "epoll"
+	}
+	return "goroutine"
+}
+
+// Check reports whether name ("" for Default) is an engine New can make on
+// this system.
 func Check(name string) error {
 	switch name {
 	case "", "goroutine":
 		return nil
+	case "epoll":
+		if epollSupported {
+			return nil
+		}
+		return fmt.Errorf("engine %q needs Linux (want goroutine)", name)
+	}
+	if epollSupported {
+		return fmt.Errorf("unknown engine %q (want epoll or goroutine)", name)
 	}
 	return fmt.Errorf("unknown engine %q (want goroutine)", name)
 }
 
-// New returns the named engine.
+// New returns the named engine ("" for Default).
 func New(name string, cfg Config) (Engine, error) {
 	if err := Check(name); err != nil {
 		return nil, err
+	}
+	if name == "" {
+		name = Default()
+		if cfg.Plan.Target.TLS {
+			name = "goroutine" // the event loops do not speak TLS
+		}
+	}
+	if name == "epoll" {
+		return NewEpoll(cfg)
 	}
 	return NewGoroutine(cfg), nil
 }

@@ -20,10 +20,25 @@ import (
 	"github.com/sockbench/sockbench/targets"
 )
 
-// run drives p on the goroutine engine and returns the snapshot.
-func run(t *testing.T, p *plan.Plan) (result.Counters, map[string]*result.Histogram) {
+// engines are the engines every end-to-end test runs on.
+func engines() []string {
+	if runtime.GOOS == "linux" {
+		return []string{"goroutine", "epoll"}
+	}
+	return []string{"goroutine"}
+}
+
+// forEngines runs f as a subtest on each engine.
+func forEngines(t *testing.T, f func(t *testing.T, eng string)) {
+	for _, eng := range engines() {
+		t.Run(eng, func(t *testing.T) { f(t, eng) })
+	}
+}
+
+// run drives p on engine eng and returns the snapshot.
+func run(t *testing.T, eng string, p *plan.Plan) (result.Counters, map[string]*result.Histogram) {
 	t.Helper()
-	r := driveFault(t, p, nil)
+	r := driveFault(t, eng, p, nil)
 	return r.c, r.h
 }
 
@@ -76,57 +91,59 @@ func checkAccounting(t *testing.T, p *plan.Plan, c result.Counters, h map[string
 }
 
 func TestEndToEndReference(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		name string
-		tr   plan.Transport
-		fr   plan.Framing
-	}{
-		{"ws", plan.WS, ""},
-		{"tcp-len32", plan.TCP, plan.Len32},
-		{"tcp-line", plan.TCP, plan.Line},
-		{"tcp-raw", plan.TCP, plan.Raw},
-		{"udp", plan.UDP, ""},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			cfg := targets.Config{}
-			switch tc.tr {
-			case plan.WS:
-				cfg.WS = "127.0.0.1:0"
-			case plan.TCP:
-				cfg.TCP = "127.0.0.1:0"
-			case plan.UDP:
-				cfg.UDP = "127.0.0.1:0"
-			}
-			srv, err := targets.Serve(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { srv.Close() })
-			addr := map[plan.Transport]string{plan.WS: srv.WSAddr(), plan.TCP: srv.TCPAddr(), plan.UDP: srv.UDPAddr()}[tc.tr]
-			p := newPlan(tc.tr, addr, tc.fr)
-			c, h := run(t, p)
-			checkAccounting(t, p, c, h)
-			st := srv.Stats()
-			switch tc.tr {
-			case plan.WS:
-				if got, want := st.MessagesEchoed, c.Sent+c.WarmupSent; got != want {
-					t.Errorf("server echoed %d messages, client sent %d", got, want)
+	forEngines(t, func(t *testing.T, eng string) {
+		t.Parallel()
+		cases := []struct {
+			name string
+			tr   plan.Transport
+			fr   plan.Framing
+		}{
+			{"ws", plan.WS, ""},
+			{"tcp-len32", plan.TCP, plan.Len32},
+			{"tcp-line", plan.TCP, plan.Line},
+			{"tcp-raw", plan.TCP, plan.Raw},
+			{"udp", plan.UDP, ""},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				cfg := targets.Config{}
+				switch tc.tr {
+				case plan.WS:
+					cfg.WS = "127.0.0.1:0"
+				case plan.TCP:
+					cfg.TCP = "127.0.0.1:0"
+				case plan.UDP:
+					cfg.UDP = "127.0.0.1:0"
 				}
-			case plan.UDP:
-				// The reachability probe is one datagram more.
-				if got, want := st.DatagramsEchoed, c.Sent+c.WarmupSent+1; got != want {
-					t.Errorf("server echoed %d datagrams, client sent %d (+1 probe)", got, want)
+				srv, err := targets.Serve(cfg)
+				if err != nil {
+					t.Fatal(err)
 				}
-			case plan.TCP:
-				if got, want := st.BytesIn, c.BytesSent; got != want {
-					t.Errorf("server read %d bytes, client sent %d", got, want)
+				t.Cleanup(func() { srv.Close() })
+				addr := map[plan.Transport]string{plan.WS: srv.WSAddr(), plan.TCP: srv.TCPAddr(), plan.UDP: srv.UDPAddr()}[tc.tr]
+				p := newPlan(tc.tr, addr, tc.fr)
+				c, h := run(t, eng, p)
+				checkAccounting(t, p, c, h)
+				st := srv.Stats()
+				switch tc.tr {
+				case plan.WS:
+					if got, want := st.MessagesEchoed, c.Sent+c.WarmupSent; got != want {
+						t.Errorf("server echoed %d messages, client sent %d", got, want)
+					}
+				case plan.UDP:
+					// The reachability probe is one datagram more.
+					if got, want := st.DatagramsEchoed, c.Sent+c.WarmupSent+1; got != want {
+						t.Errorf("server echoed %d datagrams, client sent %d (+1 probe)", got, want)
+					}
+				case plan.TCP:
+					if got, want := st.BytesIn, c.BytesSent; got != want {
+						t.Errorf("server read %d bytes, client sent %d", got, want)
+					}
 				}
-			}
-		})
-	}
+			})
+		}
+	})
 }
 
 // countingEcho is a plain echo server of the test's own for each transport,
@@ -271,43 +288,47 @@ func plainWS(t *testing.T) *countingEcho {
 }
 
 func TestEndToEndPlainServers(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		name  string
-		tr    plan.Transport
-		fr    plan.Framing
-		start func(t *testing.T) *countingEcho
-		probe int64 // extra messages the server saw: the UDP reachability probe
-	}{
-		{"ws", plan.WS, "", plainWS, 0},
-		{"tcp", plan.TCP, plan.Len32, func(t *testing.T) *countingEcho { return plainTCP(t, 0, 0, 0) }, 0},
-		{"udp", plan.UDP, "", plainUDP, 1},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			srv := tc.start(t)
-			p := newPlan(tc.tr, srv.addr, tc.fr)
-			c, h := run(t, p)
-			checkAccounting(t, p, c, h)
-			if got, want := srv.n.Load(), c.Sent+c.WarmupSent+tc.probe; got != want {
-				t.Errorf("server echoed %d, client sent %d", got, want)
-			}
-		})
-	}
+	forEngines(t, func(t *testing.T, eng string) {
+		t.Parallel()
+		cases := []struct {
+			name  string
+			tr    plan.Transport
+			fr    plan.Framing
+			start func(t *testing.T) *countingEcho
+			probe int64 // extra messages the server saw: the UDP reachability probe
+		}{
+			{"ws", plan.WS, "", plainWS, 0},
+			{"tcp", plan.TCP, plan.Len32, func(t *testing.T) *countingEcho { return plainTCP(t, 0, 0, 0) }, 0},
+			{"udp", plan.UDP, "", plainUDP, 1},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				srv := tc.start(t)
+				p := newPlan(tc.tr, srv.addr, tc.fr)
+				c, h := run(t, eng, p)
+				checkAccounting(t, p, c, h)
+				if got, want := srv.n.Load(), c.Sent+c.WarmupSent+tc.probe; got != want {
+					t.Errorf("server echoed %d, client sent %d", got, want)
+				}
+			})
+		}
+	})
 }
 
 // A server that holds every reply for 5 ms must show a p50 of 5 to 6 ms.
 func TestTruthConstantDelay(t *testing.T) {
-	srv := plainTCP(t, 5*time.Millisecond, 0, 0)
-	p := newPlan(plan.TCP, srv.addr, plan.Len32)
-	p.Phases[0].Conns, p.Phases[0].PerConnRate = 10, 50
-	c, h := run(t, p)
-	checkAccounting(t, p, c, h)
-	t.Logf("latency p50 %s, service p50 %s, send lag p50 %s", time.Duration(h[result.Latency].P50), time.Duration(h[result.ServiceTime].P50), time.Duration(h[result.SendLag].P50))
-	if p50 := time.Duration(h[result.Latency].P50); p50 < 5*time.Millisecond || p50 > 6*time.Millisecond {
-		t.Errorf("latency p50 %s, want 5ms..6ms", p50)
-	}
+	forEngines(t, func(t *testing.T, eng string) {
+		srv := plainTCP(t, 5*time.Millisecond, 0, 0)
+		p := newPlan(plan.TCP, srv.addr, plan.Len32)
+		p.Phases[0].Conns, p.Phases[0].PerConnRate = 10, 50
+		c, h := run(t, eng, p)
+		checkAccounting(t, p, c, h)
+		t.Logf("latency p50 %s, service p50 %s, send lag p50 %s", time.Duration(h[result.Latency].P50), time.Duration(h[result.ServiceTime].P50), time.Duration(h[result.SendLag].P50))
+		if p50 := time.Duration(h[result.Latency].P50); p50 < 5*time.Millisecond || p50 > 6*time.Millisecond {
+			t.Errorf("latency p50 %s, want 5ms..6ms", p50)
+		}
+	})
 }
 
 // A server that stalls once for 500 ms: every message scheduled during the
@@ -316,44 +337,46 @@ func TestTruthConstantDelay(t *testing.T) {
 // so service time shows the stall only for the one message per connection
 // that was waiting when it began.
 func TestTruthStall(t *testing.T) {
-	const (
-		conns    = 10
-		perConn  = 100.0 // msg/s
-		stallFor = 500 * time.Millisecond
-	)
-	srv := plainTCP(t, 0, 700*time.Millisecond, stallFor) // 200 ms warm-up, so the stall is in the measured second
-	p := newPlan(plan.TCP, srv.addr, plan.Len32)
-	p.Phases[0].Conns, p.Phases[0].PerConnRate, p.Phases[0].Duration = conns, perConn, 1500*time.Millisecond
-	p.MaxInFlight = 1
-	c, h := run(t, p)
-	if c.Sent != c.Received || c.Lost+c.InFlight != 0 {
-		t.Fatalf("sent %d received %d lost %d in flight %d", c.Sent, c.Received, c.Lost, c.InFlight)
-	}
-	lat, err := h[result.Latency].HDR()
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := h[result.ServiceTime].HDR()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Messages scheduled in the first 400 ms of the stall waited at least
-	// 100 ms more: about conns*perConn*0.4 = 400 of them.
-	latAbove := lat.TotalCount() - countBelow(lat, int64(100*time.Millisecond))
-	svcAbove := svc.TotalCount() - countBelow(svc, int64(100*time.Millisecond))
-	wantMin := int64(0.8 * conns * perConn * 0.4)
-	if latAbove < wantMin {
-		t.Errorf("latency: %d samples above 100ms, want at least %d (every message scheduled during the stall)", latAbove, wantMin)
-	}
-	if svcAbove > 2*conns {
-		t.Errorf("service time: %d samples above 100ms, want at most %d (one per connection)", svcAbove, 2*conns)
-	}
-	if latAbove < 10*svcAbove {
-		t.Errorf("latency shows the stall for %d messages, service time for %d: want far fewer", latAbove, svcAbove)
-	}
-	if time.Duration(h[result.Latency].Max) < 400*time.Millisecond {
-		t.Errorf("latency max %s, want the stall", time.Duration(h[result.Latency].Max))
-	}
+	forEngines(t, func(t *testing.T, eng string) {
+		const (
+			conns    = 10
+			perConn  = 100.0 // msg/s
+			stallFor = 500 * time.Millisecond
+		)
+		srv := plainTCP(t, 0, 700*time.Millisecond, stallFor) // 200 ms warm-up, so the stall is in the measured second
+		p := newPlan(plan.TCP, srv.addr, plan.Len32)
+		p.Phases[0].Conns, p.Phases[0].PerConnRate, p.Phases[0].Duration = conns, perConn, 1500*time.Millisecond
+		p.MaxInFlight = 1
+		c, h := run(t, eng, p)
+		if c.Sent != c.Received || c.Lost+c.InFlight != 0 {
+			t.Fatalf("sent %d received %d lost %d in flight %d", c.Sent, c.Received, c.Lost, c.InFlight)
+		}
+		lat, err := h[result.Latency].HDR()
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := h[result.ServiceTime].HDR()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Messages scheduled in the first 400 ms of the stall waited at least
+		// 100 ms more: about conns*perConn*0.4 = 400 of them.
+		latAbove := lat.TotalCount() - countBelow(lat, int64(100*time.Millisecond))
+		svcAbove := svc.TotalCount() - countBelow(svc, int64(100*time.Millisecond))
+		wantMin := int64(0.8 * conns * perConn * 0.4)
+		if latAbove < wantMin {
+			t.Errorf("latency: %d samples above 100ms, want at least %d (every message scheduled during the stall)", latAbove, wantMin)
+		}
+		if svcAbove > 2*conns {
+			t.Errorf("service time: %d samples above 100ms, want at most %d (one per connection)", svcAbove, 2*conns)
+		}
+		if latAbove < 10*svcAbove {
+			t.Errorf("latency shows the stall for %d messages, service time for %d: want far fewer", latAbove, svcAbove)
+		}
+		if time.Duration(h[result.Latency].Max) < 400*time.Millisecond {
+			t.Errorf("latency max %s, want the stall", time.Duration(h[result.Latency].Max))
+		}
+	})
 }
 
 // countBelow counts the samples recorded below v.

@@ -130,10 +130,10 @@ func (r faultRun) overrun(p *plan.Plan) time.Duration {
 	return time.Duration(r.returned - r.tl.End - int64(p.Timeout))
 }
 
-// driveFault probes the target, drives p on the goroutine engine and
+// driveFault probes the target, drives p on engine eng and
 // returns the snapshot and the timeline. onStart, if not nil, is called with
 // the wall time of the measured window's start when phase 0 begins.
-func driveFault(t *testing.T, p *plan.Plan, onStart func(start time.Time)) faultRun {
+func driveFault(t *testing.T, eng string, p *plan.Plan, onStart func(start time.Time)) faultRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -142,7 +142,10 @@ func driveFault(t *testing.T, p *plan.Plan, onStart func(start time.Time)) fault
 	}
 	set := metrics.NewSet(4)
 	clk := engine.NewClock()
-	e := engine.NewGoroutine(engine.Config{Plan: p, Set: set, Clock: clk, Logf: t.Logf})
+	e, err := engine.New(eng, engine.Config{Plan: p, Set: set, Clock: clk, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
 	hooks := engine.Hooks{Phase: func(i int, ns int64) {
 		if i == 0 && onStart != nil {
 			onStart(clk.At(ns))
@@ -255,45 +258,47 @@ func reorderLen32(k int) func(c net.Conn, done <-chan struct{}) {
 // sample, and k-1 replies of each group arrive after a reply to a later
 // message (reordered).
 func TestFaultReorder(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		name string
-		k    int // group size
-	}{
-		{"pairs", 2},
-		{"quads", 4},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			addr := faultServer(t, 0, reorderLen32(tc.k))
-			p := newPlan(plan.TCP, addr, plan.Len32)
-			p.Phases[0].Conns, p.Phases[0].PerConnRate = 10, 100
-			r := driveFault(t, p, nil)
-			c := r.c
-			checkClean(t, p, c)
-			checkBalance(t, c, r.h)
-			if got, want := c.Received, c.Sent; got != want {
-				t.Errorf("received %d, want every message sent (%d)", got, want)
-			}
-			if c.Lost != 0 || c.InFlight != 0 || c.Duplicates != 0 || c.Late != 0 || c.Unexpected != 0 {
-				t.Errorf("lost %d, in flight %d, duplicates %d, late %d, unexpected %d: want 0",
-					c.Lost, c.InFlight, c.Duplicates, c.Late, c.Unexpected)
-			}
-			// Reordering is counted over the whole run, warm-up included.
-			// Every full group gives k-1; so does the group the server
-			// flushes when the run ends, on each connection.
-			total := c.Sent + c.WarmupSent
-			want := total * int64(tc.k-1) / int64(tc.k)
-			slack := int64(p.Phases[0].Conns * tc.k)
-			if c.Reordered < want-slack || c.Reordered > want+slack {
-				t.Errorf("reordered %d of %d messages, want %d±%d", c.Reordered, total, want, slack)
-			}
-			if c.Reordered == 0 {
-				t.Errorf("no reordering counted")
-			}
-		})
-	}
+	forEngines(t, func(t *testing.T, eng string) {
+		t.Parallel()
+		cases := []struct {
+			name string
+			k    int // group size
+		}{
+			{"pairs", 2},
+			{"quads", 4},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				addr := faultServer(t, 0, reorderLen32(tc.k))
+				p := newPlan(plan.TCP, addr, plan.Len32)
+				p.Phases[0].Conns, p.Phases[0].PerConnRate = 10, 100
+				r := driveFault(t, eng, p, nil)
+				c := r.c
+				checkClean(t, p, c)
+				checkBalance(t, c, r.h)
+				if got, want := c.Received, c.Sent; got != want {
+					t.Errorf("received %d, want every message sent (%d)", got, want)
+				}
+				if c.Lost != 0 || c.InFlight != 0 || c.Duplicates != 0 || c.Late != 0 || c.Unexpected != 0 {
+					t.Errorf("lost %d, in flight %d, duplicates %d, late %d, unexpected %d: want 0",
+						c.Lost, c.InFlight, c.Duplicates, c.Late, c.Unexpected)
+				}
+				// Reordering is counted over the whole run, warm-up included.
+				// Every full group gives k-1; so does the group the server
+				// flushes when the run ends, on each connection.
+				total := c.Sent + c.WarmupSent
+				want := total * int64(tc.k-1) / int64(tc.k)
+				slack := int64(p.Phases[0].Conns * tc.k)
+				if c.Reordered < want-slack || c.Reordered > want+slack {
+					t.Errorf("reordered %d of %d messages, want %d±%d", c.Reordered, total, want, slack)
+				}
+				if c.Reordered == 0 {
+					t.Errorf("no reordering counted")
+				}
+			})
+		}
+	})
 }
 
 // hungLen32 reads everything and never replies.
@@ -303,38 +308,40 @@ func hungLen32(c net.Conn, _ <-chan struct{}) { _, _ = io.Copy(io.Discard, c) }
 // older than the loss timeout are lost, the rest are in flight when the run
 // ends, and the run ends on time.
 func TestFaultHungServer(t *testing.T) {
-	addr := faultServer(t, 0, hungLen32)
-	p := newPlan(plan.TCP, addr, plan.Len32)
-	p.Timeout = 300 * time.Millisecond
-	r := driveFault(t, p, nil)
-	c := r.c
-	checkClean(t, p, c)
-	checkBalance(t, c, r.h)
-	t.Logf("sent %d, lost %d, in flight %d, unsent %d; drain %s, run ended %s after the window",
-		c.Sent, c.Lost, c.InFlight, c.Unsent, time.Duration(r.tl.DrainEnd-r.tl.End), time.Duration(r.returned-r.tl.End))
-	want := p.Phases[0].Rate() * p.Phases[0].Duration.Seconds()
-	if got := float64(c.Sent); got < 0.97*want || got > 1.01*want {
-		t.Errorf("sent %d, want about %.0f", c.Sent, want)
-	}
-	if c.Received != 0 || r.h[result.Latency].Count != 0 {
-		t.Errorf("received %d, latency samples %d: want 0", c.Received, r.h[result.Latency].Count)
-	}
-	if got, want := c.Lost+c.InFlight, c.Sent; got != want {
-		t.Errorf("lost + in flight: got %d, want sent %d", got, want)
-	}
-	if c.Lost == 0 {
-		t.Errorf("lost 0: messages older than the %s timeout must be lost", p.Timeout)
-	}
-	// Only messages sent in the last Timeout can still be awaited.
-	if limit := int64(p.Phases[0].Rate()*p.Timeout.Seconds()*1.2) + int64(p.Phases[0].Conns); c.InFlight > limit {
-		t.Errorf("in flight %d, want at most %d (messages of the last %s)", c.InFlight, limit, p.Timeout)
-	}
-	if c.Late+c.Duplicates+c.Unexpected+c.Reordered != 0 {
-		t.Errorf("anomalies with no replies: %+v", c)
-	}
-	if took := time.Duration(r.returned - r.tl.End); took > 2*time.Second {
-		t.Errorf("run ended %s after the measured window, want under 2s", took)
-	}
+	forEngines(t, func(t *testing.T, eng string) {
+		addr := faultServer(t, 0, hungLen32)
+		p := newPlan(plan.TCP, addr, plan.Len32)
+		p.Timeout = 300 * time.Millisecond
+		r := driveFault(t, eng, p, nil)
+		c := r.c
+		checkClean(t, p, c)
+		checkBalance(t, c, r.h)
+		t.Logf("sent %d, lost %d, in flight %d, unsent %d; drain %s, run ended %s after the window",
+			c.Sent, c.Lost, c.InFlight, c.Unsent, time.Duration(r.tl.DrainEnd-r.tl.End), time.Duration(r.returned-r.tl.End))
+		want := p.Phases[0].Rate() * p.Phases[0].Duration.Seconds()
+		if got := float64(c.Sent); got < 0.97*want || got > 1.01*want {
+			t.Errorf("sent %d, want about %.0f", c.Sent, want)
+		}
+		if c.Received != 0 || r.h[result.Latency].Count != 0 {
+			t.Errorf("received %d, latency samples %d: want 0", c.Received, r.h[result.Latency].Count)
+		}
+		if got, want := c.Lost+c.InFlight, c.Sent; got != want {
+			t.Errorf("lost + in flight: got %d, want sent %d", got, want)
+		}
+		if c.Lost == 0 {
+			t.Errorf("lost 0: messages older than the %s timeout must be lost", p.Timeout)
+		}
+		// Only messages sent in the last Timeout can still be awaited.
+		if limit := int64(p.Phases[0].Rate()*p.Timeout.Seconds()*1.2) + int64(p.Phases[0].Conns); c.InFlight > limit {
+			t.Errorf("in flight %d, want at most %d (messages of the last %s)", c.InFlight, limit, p.Timeout)
+		}
+		if c.Late+c.Duplicates+c.Unexpected+c.Reordered != 0 {
+			t.Errorf("anomalies with no replies: %+v", c)
+		}
+		if took := time.Duration(r.returned - r.tl.End); took > 2*time.Second {
+			t.Errorf("run ended %s after the measured window, want under 2s", took)
+		}
+	})
 }
 
 // syncEchoLen32 reads one len32 frame and writes it back, one at a time,
@@ -357,26 +364,28 @@ func syncEchoLen32(c net.Conn, _ <-chan struct{}) {
 // write: the client must keep reading while it writes, or both sides block
 // for good.
 func TestFaultClosedLoopNoDeadlock(t *testing.T) {
-	t.Parallel()
-	addr := faultServer(t, 0, syncEchoLen32)
-	p := newPlan(plan.TCP, addr, plan.Len32)
-	p.Mode = plan.Closed
-	p.Phases[0].Conns, p.Phases[0].PerConnRate = 1, 0
-	p.Phases[0].InFlight, p.Phases[0].Size = 1024, 16384
-	r := driveFault(t, p, nil)
-	c := r.c
-	checkClean(t, p, c)
-	checkBalance(t, c, r.h)
-	t.Logf("sent %d, received %d, in flight %d, lost %d", c.Sent, c.Received, c.InFlight, c.Lost)
-	if c.Sent <= 1000 {
-		t.Errorf("sent %d in the measured second, want more than 1000", c.Sent)
-	}
-	if got, want := c.Received, c.Sent-c.InFlight-c.Lost; got != want {
-		t.Errorf("received %d, want sent - in flight - lost = %d", got, want)
-	}
-	if c.Lost != 0 {
-		t.Errorf("lost %d, want 0", c.Lost)
-	}
+	forEngines(t, func(t *testing.T, eng string) {
+		t.Parallel()
+		addr := faultServer(t, 0, syncEchoLen32)
+		p := newPlan(plan.TCP, addr, plan.Len32)
+		p.Mode = plan.Closed
+		p.Phases[0].Conns, p.Phases[0].PerConnRate = 1, 0
+		p.Phases[0].InFlight, p.Phases[0].Size = 1024, 16384
+		r := driveFault(t, eng, p, nil)
+		c := r.c
+		checkClean(t, p, c)
+		checkBalance(t, c, r.h)
+		t.Logf("sent %d, received %d, in flight %d, lost %d", c.Sent, c.Received, c.InFlight, c.Lost)
+		if c.Sent <= 1000 {
+			t.Errorf("sent %d in the measured second, want more than 1000", c.Sent)
+		}
+		if got, want := c.Received, c.Sent-c.InFlight-c.Lost; got != want {
+			t.Errorf("received %d, want sent - in flight - lost = %d", got, want)
+		}
+		if c.Lost != 0 {
+			t.Errorf("lost %d, want 0", c.Lost)
+		}
+	})
 }
 
 // stallingLen32 echoes len32 frames until stallAt (unix ns, 0: not yet
@@ -403,44 +412,46 @@ func (s *stallingLen32) serve(c net.Conn, done <-chan struct{}) {
 // second holds every later send back until the run ends: those messages are
 // unsent, not sent late, and the wait is the target's, not send lag.
 func TestFaultStallMaxInFlight(t *testing.T) {
-	const (
-		conns      = 10
-		perConn    = 100.0 // msg/s
-		stallAfter = 800 * time.Millisecond
-	)
-	srv := &stallingLen32{}
-	addr := faultServer(t, 0, srv.serve)
-	p := newPlan(plan.TCP, addr, plan.Len32)
-	p.MaxInFlight = 1
-	p.Timeout = 2 * time.Second
-	p.Phases[0].Conns, p.Phases[0].PerConnRate = conns, perConn
-	r := driveFault(t, p, func(start time.Time) { srv.stallAt.Store(start.Add(stallAfter).UnixNano()) })
-	c := r.c
-	checkClean(t, p, c)
-	checkBalance(t, c, r.h)
-	lag := r.h[result.SendLag]
-	t.Logf("sent %d, unsent %d, held back %d, received %d, lost %d, in flight %d; send lag p99 %s, max %s",
-		c.Sent, c.Unsent, c.HeldBack, c.Received, c.Lost, c.InFlight, time.Duration(lag.P99), time.Duration(lag.Max))
-	planned := p.Phases[0].Rate() * p.Phases[0].Duration.Seconds()
-	if got := float64(c.Sent + c.Unsent); got < 0.98*planned || got > 1.02*planned {
-		t.Errorf("sent %d + unsent %d = %.0f, want %.0f±2%%", c.Sent, c.Unsent, got, planned)
-	}
-	// About conns*perConn*0.2 = 200 messages were scheduled after the stall
-	// began; one per connection may go out when the one it waited for is
-	// counted lost.
-	stalled := conns * perConn * (p.Phases[0].Duration - stallAfter).Seconds()
-	if got := float64(c.Unsent); got < 0.7*stalled || got > 1.1*stalled {
-		t.Errorf("unsent %d, want about %.0f (messages scheduled after the stall began)", c.Unsent, stalled)
-	}
-	if c.HeldBack < 0 || c.HeldBack > c.Sent {
-		t.Errorf("held back %d, want 0..sent (%d)", c.HeldBack, c.Sent)
-	}
-	if p99 := time.Duration(lag.P99); p99 >= 50*time.Millisecond {
-		t.Errorf("send lag p99 %s, want under 50ms: waiting for the target is not harness lag", p99)
-	}
-	if got, want := lag.Count, c.Sent; got != want {
-		t.Errorf("send-lag samples: got %d, want sent %d", got, want)
-	}
+	forEngines(t, func(t *testing.T, eng string) {
+		const (
+			conns      = 10
+			perConn    = 100.0 // msg/s
+			stallAfter = 800 * time.Millisecond
+		)
+		srv := &stallingLen32{}
+		addr := faultServer(t, 0, srv.serve)
+		p := newPlan(plan.TCP, addr, plan.Len32)
+		p.MaxInFlight = 1
+		p.Timeout = 2 * time.Second
+		p.Phases[0].Conns, p.Phases[0].PerConnRate = conns, perConn
+		r := driveFault(t, eng, p, func(start time.Time) { srv.stallAt.Store(start.Add(stallAfter).UnixNano()) })
+		c := r.c
+		checkClean(t, p, c)
+		checkBalance(t, c, r.h)
+		lag := r.h[result.SendLag]
+		t.Logf("sent %d, unsent %d, held back %d, received %d, lost %d, in flight %d; send lag p99 %s, max %s",
+			c.Sent, c.Unsent, c.HeldBack, c.Received, c.Lost, c.InFlight, time.Duration(lag.P99), time.Duration(lag.Max))
+		planned := p.Phases[0].Rate() * p.Phases[0].Duration.Seconds()
+		if got := float64(c.Sent + c.Unsent); got < 0.98*planned || got > 1.02*planned {
+			t.Errorf("sent %d + unsent %d = %.0f, want %.0f±2%%", c.Sent, c.Unsent, got, planned)
+		}
+		// About conns*perConn*0.2 = 200 messages were scheduled after the stall
+		// began; one per connection may go out when the one it waited for is
+		// counted lost.
+		stalled := conns * perConn * (p.Phases[0].Duration - stallAfter).Seconds()
+		if got := float64(c.Unsent); got < 0.7*stalled || got > 1.1*stalled {
+			t.Errorf("unsent %d, want about %.0f (messages scheduled after the stall began)", c.Unsent, stalled)
+		}
+		if c.HeldBack < 0 || c.HeldBack > c.Sent {
+			t.Errorf("held back %d, want 0..sent (%d)", c.HeldBack, c.Sent)
+		}
+		if p99 := time.Duration(lag.P99); p99 >= 50*time.Millisecond {
+			t.Errorf("send lag p99 %s, want under 50ms: waiting for the target is not harness lag", p99)
+		}
+		if got, want := lag.Count, c.Sent; got != want {
+			t.Errorf("send-lag samples: got %d, want sent %d", got, want)
+		}
+	})
 }
 
 // silentWS upgrades and then never reads.
@@ -456,26 +467,28 @@ func silentWS(c net.Conn, done <-chan struct{}) {
 // bounded for the run, not per connection (it once took ~150 ms per
 // connection).
 func TestFaultCloseBounded(t *testing.T) {
-	addr := faultServer(t, 64<<10, silentWS)
-	p := newPlan(plan.WS, addr, "")
-	p.Timeout = 300 * time.Millisecond
-	p.Phases[0].Conns, p.Phases[0].PerConnRate, p.Phases[0].Size = 40, 200, 16384
-	// 3.2 MB/s per connection: a client socket buffer (up to 4 MB here) is
-	// full after about 1.3 s.
-	p.Phases[0].Duration = 2 * time.Second
-	r := driveFault(t, p, nil)
-	c := r.c
-	checkClean(t, p, c)
-	checkBalance(t, c, r.h)
-	over := r.overrun(p)
-	t.Logf("sent %d, unsent %d, held back %d, lost %d, in flight %d; Close %s, beyond the planned timeline %s",
-		c.Sent, c.Unsent, c.HeldBack, c.Lost, c.InFlight, time.Duration(r.returned-r.tl.DrainEnd), over)
-	if c.Unsent == 0 {
-		t.Errorf("unsent 0: the writes never blocked, so Close was not tested against blocked writers")
-	}
-	if over >= time.Second {
-		t.Errorf("Drive took %s beyond warm-up + duration + timeout, want under 1s", over)
-	}
+	forEngines(t, func(t *testing.T, eng string) {
+		addr := faultServer(t, 64<<10, silentWS)
+		p := newPlan(plan.WS, addr, "")
+		p.Timeout = 300 * time.Millisecond
+		p.Phases[0].Conns, p.Phases[0].PerConnRate, p.Phases[0].Size = 40, 200, 16384
+		// 3.2 MB/s per connection: a client socket buffer (up to 4 MB here) is
+		// full after about 1.3 s.
+		p.Phases[0].Duration = 2 * time.Second
+		r := driveFault(t, eng, p, nil)
+		c := r.c
+		checkClean(t, p, c)
+		checkBalance(t, c, r.h)
+		over := r.overrun(p)
+		t.Logf("sent %d, unsent %d, held back %d, lost %d, in flight %d; Close %s, beyond the planned timeline %s",
+			c.Sent, c.Unsent, c.HeldBack, c.Lost, c.InFlight, time.Duration(r.returned-r.tl.DrainEnd), over)
+		if c.Unsent == 0 {
+			t.Errorf("unsent 0: the writes never blocked, so Close was not tested against blocked writers")
+		}
+		if over >= time.Second {
+			t.Errorf("Drive took %s beyond warm-up + duration + timeout, want under 1s", over)
+		}
+	})
 }
 
 // pingEvery is how often pingingWS pings each connection.
@@ -560,28 +573,30 @@ func (s *pingingWS) serve(c net.Conn, done <-chan struct{}) {
 // with a pong carrying its payload, between its own messages, and the
 // accounting stays exact.
 func TestFaultPing(t *testing.T) {
-	t.Parallel()
-	srv := &pingingWS{}
-	addr := faultServer(t, 0, srv.serve)
-	p := newPlan(plan.WS, addr, "")
-	p.Phases[0].Conns, p.Phases[0].PerConnRate = 5, 50
-	r := driveFault(t, p, nil)
-	c := r.c
-	checkAccounting(t, p, c, r.h)
-	pings, pongs, bad := srv.pings.Load(), srv.pongs.Load(), srv.badPongs.Load()
-	t.Logf("server: %d pings, %d pongs, %d bad pongs, %d echoed", pings, pongs, bad, srv.echoed.Load())
-	if pongs == 0 {
-		t.Errorf("no pongs")
-	}
-	if bad != 0 {
-		t.Errorf("%d pongs did not carry the payload of a ping sent", bad)
-	}
-	// The client answers the latest ping; at 50 ms apart each one is
-	// answered, but for a ping or two per connection at the end.
-	if pongs < pings/2 {
-		t.Errorf("%d pongs for %d pings, want most answered", pongs, pings)
-	}
-	if got, want := srv.echoed.Load(), c.Sent+c.WarmupSent; got != want {
-		t.Errorf("server echoed %d messages, client sent %d", got, want)
-	}
+	forEngines(t, func(t *testing.T, eng string) {
+		t.Parallel()
+		srv := &pingingWS{}
+		addr := faultServer(t, 0, srv.serve)
+		p := newPlan(plan.WS, addr, "")
+		p.Phases[0].Conns, p.Phases[0].PerConnRate = 5, 50
+		r := driveFault(t, eng, p, nil)
+		c := r.c
+		checkAccounting(t, p, c, r.h)
+		pings, pongs, bad := srv.pings.Load(), srv.pongs.Load(), srv.badPongs.Load()
+		t.Logf("server: %d pings, %d pongs, %d bad pongs, %d echoed", pings, pongs, bad, srv.echoed.Load())
+		if pongs == 0 {
+			t.Errorf("no pongs")
+		}
+		if bad != 0 {
+			t.Errorf("%d pongs did not carry the payload of a ping sent", bad)
+		}
+		// The client answers the latest ping; at 50 ms apart each one is
+		// answered, but for a ping or two per connection at the end.
+		if pongs < pings/2 {
+			t.Errorf("%d pongs for %d pings, want most answered", pongs, pings)
+		}
+		if got, want := srv.echoed.Load(), c.Sent+c.WarmupSent; got != want {
+			t.Errorf("server echoed %d messages, client sent %d", got, want)
+		}
+	})
 }

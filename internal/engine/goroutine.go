@@ -6,7 +6,6 @@ import (
 	"net"
 	"runtime"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/sockbench/sockbench/internal/metrics"
@@ -25,7 +24,6 @@ type Goroutine struct {
 
 	mu      sync.Mutex
 	conns   []*gconn // open, in id order
-	nextID  uint32
 	closing bool
 
 	pumpStop chan struct{} // closed by Close: ends the timer pump
@@ -60,57 +58,14 @@ func (e *Goroutine) Scale(ctx context.Context, n int, rate float64) error {
 	for _, c := range retire {
 		c.retire()
 	}
-	need := n - open
-	if need <= 0 {
-		return nil
-	}
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := range need {
-		if rate > 0 {
-			at := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
-			if d := time.Until(at); d > 0 {
-				t := time.NewTimer(d)
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					t.Stop()
-					wg.Wait()
-					return ctx.Err()
-				}
-			}
-		}
-		e.mu.Lock()
-		id := e.nextID
-		e.nextID++
-		e.mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e.open(ctx, id)
-		}()
-	}
-	wg.Wait()
-	return ctx.Err()
+	return scaleUp(ctx, n-open, rate, e.newID, e.open)
 }
 
 // open dials connection id and starts its goroutines.
 func (e *Goroutine) open(ctx context.Context, id uint32) {
-	rec := e.set.Recorder(int(id))
-	t0 := e.clk.Now()
-	d, err := dial(ctx, e.p.Target, e.p.ConnectTimeout)
-	if err != nil {
-		if ctx.Err() == nil {
-			rec.ConnFailed(metrics.Classify(err))
-			e.logf("connection %d: %v", id, err)
-		}
+	d, rec, connected, ok := dialRecorded(ctx, &e.base, id, e.set.Recorder(int(id)))
+	if !ok {
 		return
-	}
-	connected := e.clk.Now()
-	if e.p.Target.Transport != plan.UDP {
-		rec.Connected(connected - t0)
-	} else {
-		rec.Opened()
 	}
 	c := &gconn{
 		e: e, nc: d.nc,
@@ -183,14 +138,13 @@ const pumpPeriod = 50 * time.Microsecond
 // scheduler check its timers that often (send lag p50 55 us, p99 122 us), for
 // about 15% of one core.
 func pumpTimers(stop chan struct{}) {
-	ts := syscall.NsecToTimespec(int64(pumpPeriod))
 	for {
 		select {
 		case <-stop:
 			return
 		default:
 		}
-		_ = syscall.Nanosleep(&ts, nil)
+		nanosleep(pumpPeriod)
 		runtime.Gosched()
 	}
 }

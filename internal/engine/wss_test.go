@@ -144,7 +144,7 @@ func TestWSS(t *testing.T) {
 			srv := plainWSS(t)
 			p := wssPlan(srv.addr, tc.insecure)
 			if !tc.wantErr {
-				c, h := run(t, p) // probes first
+				c, h := run(t, "goroutine", p) // probes first
 				checkAccounting(t, p, c, h)
 				if got, want := srv.n.Load(), c.Sent+c.WarmupSent; got != want {
 					t.Errorf("server echoed %d, client sent %d", got, want)

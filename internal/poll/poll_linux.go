@@ -7,6 +7,7 @@ package poll
 import (
 	"errors"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -216,4 +217,48 @@ func Detach(c interface {
 		return -1, err
 	}
 	return fd, nil
+}
+
+// procs tracks the Ps reserved for event loops; GOMAXPROCS is process-wide,
+// so this is too.
+var procs struct {
+	sync.Mutex
+	base     int // GOMAXPROCS before any reservation
+	reserved int
+}
+
+// Reserve adds n to GOMAXPROCS for as long as n event loops run, and
+// returns the function that gives them back. A loop spends its idle time
+// blocked in epoll_wait, and a goroutine blocked in a system call keeps its
+// P until the runtime's monitor takes it back, which can take up to 10 ms;
+// with one P per loop added, the rest of the program (the dialers, the
+// collector, an embedded server) always has GOMAXPROCS of its own.
+func Reserve(n int) (release func()) {
+	procs.Lock()
+	defer procs.Unlock()
+	if procs.reserved == 0 {
+		procs.base = runtime.GOMAXPROCS(0)
+	}
+	procs.reserved += n
+	runtime.GOMAXPROCS(procs.base + procs.reserved)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			procs.Lock()
+			defer procs.Unlock()
+			procs.reserved -= n
+			runtime.GOMAXPROCS(procs.base + procs.reserved)
+		})
+	}
+}
+
+// CPUs is GOMAXPROCS not counting Ps reserved for loops: the default number
+// of loops.
+func CPUs() int {
+	procs.Lock()
+	defer procs.Unlock()
+	if procs.reserved == 0 {
+		return runtime.GOMAXPROCS(0)
+	}
+	return procs.base
 }

@@ -67,7 +67,8 @@ type PlanInfo struct {
 	Framing   string `json:"framing,omitempty"`
 	Mode      string `json:"mode"` // open or closed loop
 	Engine    string `json:"engine"`
-	TimeoutNs int64  `json:"timeout_ns"` // loss timeout and drain window
+	Loops     int    `json:"loops,omitempty"` // event loops of the epoll engine
+	TimeoutNs int64  `json:"timeout_ns"`      // loss timeout and drain window
 	WarmupNs  int64  `json:"warmup_ns"`
 }
 
