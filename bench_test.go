@@ -21,6 +21,7 @@ import (
 
 	"github.com/sockbench/sockbench/internal/engine"
 	"github.com/sockbench/sockbench/internal/metrics"
+	"github.com/sockbench/sockbench/internal/plan"
 	"github.com/sockbench/sockbench/internal/wire"
 	"github.com/sockbench/sockbench/targets"
 )
@@ -375,6 +376,134 @@ func TestMessagePathAllocs(t *testing.T) {
 				t.Errorf("%v allocs per message, want 0", allocs)
 			}
 			p.check(t)
+		})
+	}
+}
+
+// The steady state of a whole engine: connections open, a closed loop
+// keeping steadyInFlight messages outstanding on each, replies read, parsed
+// and recorded, the next messages framed and written, against the reference
+// server in this process. An op is one message answered; allocations are
+// counted across every goroutine (engine loops, dialers, the server).
+//
+//	go test -run '^$' -bench Steady -benchtime 2s .
+const (
+	steadyConns    = 4
+	steadyInFlight = 16
+)
+
+// steadyRun is an engine running a closed loop against srv.
+type steadyRun struct {
+	set *metrics.Set
+	eng engine.Engine
+	clk engine.Clock
+}
+
+// startSteady starts engine name on a closed loop over transport
+// network ("ws", "tcp" or "udp") and waits until it is past its first
+// 2,000 replies.
+func startSteady(tb testing.TB, srv *targets.Server, name, network string) *steadyRun {
+	tb.Helper()
+	url := srv.URL(network)
+	tr := plan.Transport(network)
+	addr := url[len(network)+3:]
+	if tr == plan.WS {
+		addr = addr[:len(addr)-1]
+	}
+	p := &plan.Plan{
+		Name:    "steady",
+		Target:  plan.Target{URL: url, Transport: tr, Addr: addr},
+		Framing: plan.Len32, Mode: plan.Closed,
+		Phases: []plan.Phase{{Name: "steady", Duration: time.Hour, Conns: steadyConns, Size: payloadSize, InFlight: steadyInFlight}},
+		// Nothing is lost on loopback; a long timeout keeps expiry out of the way.
+		Timeout: time.Minute, ConnectTimeout: 5 * time.Second,
+	}
+	if tr != plan.TCP {
+		p.Framing = ""
+	}
+	r := &steadyRun{set: metrics.NewSet(4), clk: engine.NewClock()}
+	var err error
+	r.eng, err = engine.New(name, engine.Config{Plan: p, Set: r.set, Clock: r.clk})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r.set.Win.SetStart(0)
+	r.eng.Pace(0, p.Phases[0])
+	if err := r.eng.Scale(context.Background(), steadyConns, 0); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		r.eng.Stop(r.clk.Now())
+		r.eng.Close()
+	})
+	r.await(tb, 2000)
+	return r
+}
+
+// await waits until n more replies have been recorded.
+func (r *steadyRun) await(tb testing.TB, n int) {
+	deadline := time.Now().Add(ioTimeout)
+	for got := 0; got < n; {
+		time.Sleep(200 * time.Microsecond)
+		tick := r.set.Interval()
+		if tick.Errors > 0 || tick.Lost > 0 {
+			tb.Fatalf("steady state broke: %d errors, %d lost", tick.Errors, tick.Lost)
+		}
+		got += int(tick.Received)
+		if time.Now().After(deadline) {
+			tb.Fatalf("only %d of %d replies in %v", got, n, ioTimeout)
+		}
+	}
+}
+
+// steadyEngines are the engines with a steady-state benchmark here.
+func steadyEngines() []string {
+	if engine.Default() == "epoll" {
+		return []string{"epoll", "goroutine"}
+	}
+	return []string{"goroutine"}
+}
+
+// BenchmarkSteady measures each engine's steady state per transport: ns
+// per message answered (wall time, both sides of the exchange on this
+// machine's cores) and allocations per message.
+func BenchmarkSteady(b *testing.B) {
+	srv := serve(b)
+	for _, name := range steadyEngines() {
+		for _, network := range []string{"ws", "tcp", "udp"} {
+			b.Run(name+"/"+network, func(b *testing.B) {
+				r := startSteady(b, srv, name, network)
+				b.ReportAllocs()
+				b.ResetTimer()
+				r.await(b, b.N)
+				b.StopTimer()
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			})
+		}
+	}
+}
+
+// TestSteadyAllocs asserts that the epoll engine's steady state (and the
+// reference server's) allocates nothing: 1,000 messages answered, ten
+// times, without one allocation in the process.
+func TestSteadyAllocs(t *testing.T) {
+	if engine.Default() != "epoll" {
+		t.Skip("the epoll engine needs Linux")
+	}
+	if testing.Short() {
+		t.Skip("short")
+	}
+	srv, err := targets.Serve(targets.Config{WS: "127.0.0.1:0", TCP: "127.0.0.1:0", UDP: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	for _, network := range []string{"ws", "tcp", "udp"} {
+		t.Run(network, func(t *testing.T) {
+			r := startSteady(t, srv, "epoll", network)
+			if n := testing.AllocsPerRun(10, func() { r.await(t, 1000) }); n != 0 {
+				t.Errorf("%v allocations per 1,000 messages, want 0", n)
+			}
 		})
 	}
 }

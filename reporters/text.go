@@ -90,6 +90,10 @@ func Text(w io.Writer, r *result.Result) error {
 		b.WriteString(", SATURATED: the load generator limited this run")
 	}
 	b.WriteString("\n")
+	if s := r.Self; s.PeakConns > 0 {
+		fmt.Fprintf(&b, "  memory     rss %s at start, %s with %d conns open: %s per connection\n",
+			bytesIEC(s.RSSStartBytes), bytesIEC(s.RSSPeakBytes), s.PeakConns, bytesIEC(s.RSSPerConnBytes))
+	}
 	if c.Late > 0 {
 		fmt.Fprintf(&b, "  note       %d replies came after the loss timeout (%s) and are counted lost, not in the latency figures; raise --timeout to measure them\n", c.Late, dur(p.TimeoutNs))
 	}
@@ -151,4 +155,17 @@ func Progress(w io.Writer, iv result.Interval) {
 	}
 	fmt.Fprintf(w, "[%6.1fs] %-8s conns %d  send %s msg/s  recv %.0f msg/s  p50 %s  p99 %s  lag %s  errors %d\n",
 		float64(iv.TNs)/1e9, iv.Phase, iv.OpenConns, rate, iv.RecvRate, dur(iv.P50Ns), dur(iv.P99Ns), dur(iv.SendLagMaxNs), iv.Errors)
+}
+
+// bytesIEC formats a byte count with a binary unit: 512 B, 1.5 KiB, 20.3 MiB.
+func bytesIEC(n int64) string {
+	switch {
+	case n < 1<<10:
+		return fmt.Sprintf("%d B", n)
+	case n < 1<<20:
+		return fmt.Sprintf("%.2f KiB", float64(n)/(1<<10))
+	case n < 1<<30:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
 }

@@ -346,3 +346,23 @@ func TestProgress(t *testing.T) {
 		})
 	}
 }
+
+func TestBytesIEC(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   int64
+		want string
+	}{
+		{0, "0 B"},
+		{1023, "1023 B"},
+		{1024, "1.00 KiB"},
+		{1536, "1.50 KiB"},
+		{20*1<<20 + 300<<10, "20.3 MiB"},
+		{3 << 30, "3.00 GiB"},
+	}
+	for _, tt := range tests {
+		if got := bytesIEC(tt.in); got != tt.want {
+			t.Errorf("bytesIEC(%d) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

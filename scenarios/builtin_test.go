@@ -16,7 +16,7 @@ func TestBuiltins(t *testing.T) {
 	for _, s := range specs {
 		names = append(names, s.Name)
 	}
-	if got, want := strings.Join(names, " "), "echo echo-tcp echo-udp ping"; got != want {
+	if got, want := strings.Join(names, " "), "echo echo-tcp echo-udp idle ping ping-tcp ping-udp throughput"; got != want {
 		t.Fatalf("built-ins: got %q, want %q", got, want)
 	}
 	for _, s := range specs {
@@ -46,19 +46,26 @@ func TestBuiltins(t *testing.T) {
 func TestBuiltinPlans(t *testing.T) {
 	t.Parallel()
 	steady := plan.Phase{Name: "steady", Duration: 20 * time.Second, Conns: 1000, ConnectRate: 2000, PerConnRate: 10, Size: 64}
+	ping := plan.Phase{Name: "ping", Duration: 10 * time.Second, Conns: 1, ConnectRate: 1000, Size: 64, InFlight: 1}
 	tests := []struct {
 		name      string
 		transport plan.Transport
 		framing   plan.Framing
 		mode      plan.Mode
 		warmup    time.Duration
+		timeout   time.Duration
 		phase     plan.Phase
 	}{
-		{"echo", plan.WS, "", plan.Open, 3 * time.Second, steady},
-		{"echo-tcp", plan.TCP, plan.Len32, plan.Open, 3 * time.Second, steady},
-		{"echo-udp", plan.UDP, "", plan.Open, 3 * time.Second, steady},
-		{"ping", plan.WS, "", plan.Closed, 2 * time.Second,
-			plan.Phase{Name: "ping", Duration: 10 * time.Second, Conns: 1, ConnectRate: 1000, Size: 64, InFlight: 1}},
+		{"echo", plan.WS, "", plan.Open, 3 * time.Second, time.Second, steady},
+		{"echo-tcp", plan.TCP, plan.Len32, plan.Open, 3 * time.Second, time.Second, steady},
+		{"echo-udp", plan.UDP, "", plan.Open, 3 * time.Second, time.Second, steady},
+		{"idle", plan.WS, "", plan.Open, time.Second, 2 * time.Second,
+			plan.Phase{Name: "hold", Duration: 30 * time.Second, Conns: 5000, ConnectRate: 5000, PerConnRate: 0.1, Size: 64}},
+		{"ping", plan.WS, "", plan.Closed, 2 * time.Second, time.Second, ping},
+		{"ping-tcp", plan.TCP, plan.Len32, plan.Closed, 2 * time.Second, time.Second, ping},
+		{"ping-udp", plan.UDP, "", plan.Closed, 2 * time.Second, time.Second, ping},
+		{"throughput", plan.WS, "", plan.Closed, 2 * time.Second, time.Second,
+			plan.Phase{Name: "flood", Duration: 10 * time.Second, Conns: 100, ConnectRate: 1000, Size: 64, InFlight: 64}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,10 +79,10 @@ func TestBuiltinPlans(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !p.Target.Embedded || p.Target.Transport != tt.transport || p.Framing != tt.framing || p.Mode != tt.mode ||
-				p.Warmup != tt.warmup || p.Timeout != time.Second || len(p.Phases) != 1 || p.Phases[0] != tt.phase {
+				p.Warmup != tt.warmup || p.Timeout != tt.timeout || len(p.Phases) != 1 || p.Phases[0] != tt.phase {
 				t.Errorf("got %+v", p)
 			}
-			if tt.mode == plan.Open && p.Phases[0].Rate() != 10000 {
+			if tt.phase == steady && p.Phases[0].Rate() != 10000 {
 				t.Errorf("rate: got %v msg/s, want 10000", p.Phases[0].Rate())
 			}
 		})

@@ -17,6 +17,7 @@ type Overrides struct {
 	Warmup      *time.Duration // --warmup
 	Timeout     *time.Duration // --timeout
 	Size        *int           // --size, every phase (payload bytes)
+	InFlight    *int           // --inflight, every phase (closed loop: messages outstanding per connection)
 	Target      *string        // --target
 	Insecure    *bool          // --insecure
 }
@@ -61,6 +62,10 @@ func (s *Spec) Apply(o Overrides) {
 		if o.Duration != nil {
 			ph.Duration = Duration(*o.Duration)
 			set(path("duration"), "--duration")
+		}
+		if o.InFlight != nil {
+			ph.InFlight = ptr(*o.InFlight)
+			set(path("inflight"), "--inflight")
 		}
 		if o.Conns != nil {
 			ph.Conns = *o.Conns

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -63,6 +65,8 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 		return nil, &Error{Flag: "--engine", Msg: err.Error()}
 	}
 	cpu0 := cpuTime()
+	rss0 := rss()
+	var peakConns, rssAtPeak int64
 
 	var mu sync.Mutex
 	phaseIdx := -1
@@ -95,6 +99,10 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 		}
 		if p.Mode == plan.Open {
 			iv.PlannedRate = ph.PerConnRate * float64(open)
+		}
+		iv.RSSBytes = rss()
+		if open > peakConns || (open == peakConns && iv.RSSBytes > rssAtPeak) {
+			peakConns, rssAtPeak = open, iv.RSSBytes
 		}
 		last = now
 		intervals = append(intervals, iv)
@@ -177,6 +185,12 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 		r.Thresholds = append(r.Thresholds, th.Expr)
 	}
 	r.Self = selfCheck(r, p, cpuTime().sub(cpu0), time.Duration(clk.Now()))
+	if rss0 > 0 && rssAtPeak > 0 {
+		r.Self.RSSStartBytes, r.Self.RSSPeakBytes, r.Self.PeakConns = rss0, rssAtPeak, peakConns
+		if peakConns > 0 {
+			r.Self.RSSPerConnBytes = max(rssAtPeak-rss0, 0) / peakConns
+		}
+	}
 	return r, nil
 }
 
@@ -233,6 +247,23 @@ func cpuTime() cpu {
 		return cpu{}
 	}
 	return cpu{time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())}
+}
+
+// rss is this process's resident set size in bytes (Linux; 0 elsewhere).
+func rss() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * int64(os.Getpagesize())
 }
 
 // Saturation limits: beyond these the load generator, not the target, is

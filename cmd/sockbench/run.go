@@ -50,6 +50,7 @@ func runCmd() command {
 			duration := fs.Duration("duration", 0, "measured duration of every phase, e.g. 20s")
 			warmup := fs.Duration("warmup", 0, "warm-up after the ramp, excluded from results, e.g. 3s")
 			size := fs.Int("size", 0, "message payload bytes, measurement header included")
+			inflight := fs.Int("inflight", 0, "closed loop: messages outstanding per connection")
 			target := fs.String("target", "", "target URL: ws://, wss://, tcp://host:port, udp://host:port (default: embedded reference server)")
 			timeout := fs.Duration("timeout", 0, "loss timeout: a UDP reply later than this is lost; also the drain window at the end (default 1s)")
 			insecure := fs.Bool("insecure", false, "wss: do not verify the server's certificate")
@@ -82,6 +83,9 @@ func runCmd() command {
 				}
 				if set("size") {
 					o.Size = size
+				}
+				if set("inflight") {
+					o.InFlight = inflight
 				}
 				if set("target") {
 					o.Target = target

@@ -192,6 +192,7 @@ type Interval struct {
 	MaxNs        int64   `json:"max_ns"`
 	SendLagP99Ns int64   `json:"send_lag_p99_ns"`
 	SendLagMaxNs int64   `json:"send_lag_max_ns"`
+	RSSBytes     int64   `json:"rss_bytes,omitempty"` // sockbench's resident memory at the end of the interval (Linux)
 }
 
 // Self is the harness watching itself.
@@ -201,6 +202,14 @@ type Self struct {
 	CPUPercent  float64  `json:"cpu_percent"` // of all cores, over the run
 	Saturated   bool     `json:"saturated"`   // the load generator, not the target, limited the run
 	Warnings    []string `json:"warnings,omitempty"`
+	// Memory (Linux): resident set size before the first connection, and
+	// at the interval with the most connections open, which were PeakConns;
+	// RSSPerConnBytes is the difference divided by them. With the embedded
+	// server it includes the server's side of each connection.
+	RSSStartBytes   int64 `json:"rss_start_bytes,omitempty"`
+	RSSPeakBytes    int64 `json:"rss_at_peak_conns_bytes,omitempty"`
+	PeakConns       int64 `json:"peak_conns,omitempty"`
+	RSSPerConnBytes int64 `json:"rss_per_conn_bytes,omitempty"`
 }
 
 // Histogram is one HDR histogram, stored losslessly (HdrHistogram V2
