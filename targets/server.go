@@ -14,22 +14,43 @@
 //     works.
 //   - UDP: each datagram is echoed back to its source address.
 //
-// The server is built to stay out of the measurement: one goroutine per
-// connection, one read buffer and one write buffer per connection, no
-// allocation per message.
+// The server is built to stay out of the measurement. On Linux it runs
+// Config.Loops epoll event loops, each on its own locked OS thread, owning its
+// connections outright: no goroutine, no read buffer and no lock per
+// connection. A loop reads each ready socket into one read buffer of its own,
+// parses WebSocket frames in place, unmasks them there and appends every reply
+// from that read to one output buffer, written with one write; only a frame
+// header or control frame cut by the end of a read is copied aside for the
+// connection. Large data frames are echoed as their bytes arrive, never
+// buffered whole. The upgrade request is handed to gobwas/ws from the same
+// buffer, and frames pipelined behind it are served from there too. Nothing
+// is allocated per message. Elsewhere a portable goroutine-per-connection
+// server with the same behaviour runs instead (it is also built on Linux with
+// the tag targets_goroutine).
+//
+// # Slow consumers
+//
+// A reply that the socket does not take at once is queued on its connection,
+// and the loop writes the queue when the socket is writable again. The queue
+// never holds more than Config.MaxPending bytes: the loop reads from a
+// connection only as much as its queue can still take, and stops reading from
+// it altogether when the queue is nearly full, until it has drained to half.
+// TCP flow control then holds the peer's sends back, so a peer that sends
+// without reading slows itself down and costs the server at most MaxPending
+// bytes, while every other connection is served as usual. Nothing is dropped
+// and nothing is reordered. A stalled peer is closed only by the idle timeout,
+// which counts write progress as activity (WebSocket peers get close 1001).
+// UDP has no queue: when the socket's send buffer is full the loop stops
+// reading datagrams until it can echo the ones it holds.
 package targets
 
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"os"
+	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/gobwas/ws"
 )
 
 // Defaults applied by Serve to zero Config fields.
@@ -38,21 +59,24 @@ const (
 	DefaultMaxFrame = 1 << 20
 	// DefaultHandshakeTimeout bounds the WebSocket opening handshake.
 	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultMaxPending is the per-connection bound on queued replies, in bytes (4 MiB).
+	DefaultMaxPending = 4 << 20
+	// MinMaxPending is the smallest MaxPending used, in bytes (64 KiB); smaller
+	// values are raised to it.
+	MinMaxPending = 64 << 10
 )
 
 const (
-	// tcpBufferSize is the TCP echo read chunk, in bytes (capped by Config.MaxFrame).
-	tcpBufferSize = 32 << 10
 	// udpBufferSize is the UDP datagram buffer, in bytes: larger than any IPv4/IPv6 UDP payload.
 	udpBufferSize = 64 << 10
 	// udpSocketBuffer is the kernel socket buffer requested for the UDP socket, in bytes
 	// (best effort; the kernel caps it at net.core.rmem_max / wmem_max).
 	udpSocketBuffer = 4 << 20
-	// closeLinger is how long a connection failed by the server keeps draining
+	// closeLinger is how long a connection the server ends keeps draining
 	// input after its write side is shut, so that the peer reads the close frame
 	// or HTTP error instead of a reset.
 	closeLinger = time.Second
-	// maxAcceptBackoff caps the pause after a failed Accept (for example EMFILE).
+	// maxAcceptBackoff caps the pause after a failed accept (for example EMFILE).
 	maxAcceptBackoff = time.Second
 )
 
@@ -60,8 +84,8 @@ const (
 var ErrNoTransport = errors.New("targets: no transport configured (set WS, TCP or UDP)")
 
 // Config says which transports to serve and how defensive to be. Zero
-// MaxFrame and HandshakeTimeout select the defaults; the zero Config serves
-// nothing (Serve returns ErrNoTransport).
+// MaxFrame, HandshakeTimeout, Loops and MaxPending select the defaults; the
+// zero Config serves nothing (Serve returns ErrNoTransport).
 type Config struct {
 	// WS is the listen address for WebSocket, e.g. "127.0.0.1:0"; "" = off.
 	WS string
@@ -71,18 +95,60 @@ type Config struct {
 	UDP string
 	// MaxFrame is the largest WebSocket data frame payload accepted, in bytes;
 	// larger frames are refused with close code 1009. It also caps the TCP read
-	// chunk (32 KiB). 0 = DefaultMaxFrame (1 MiB).
+	// chunk of the portable server (32 KiB). 0 = DefaultMaxFrame (1 MiB).
 	MaxFrame int
 	// HandshakeTimeout bounds the whole WebSocket opening handshake, from accept
-	// to the 101 response. 0 = DefaultHandshakeTimeout (10 s).
+	// to the 101 response. 0 = DefaultHandshakeTimeout (10 s). On Linux it is
+	// enforced by a sweep every 50 ms, so it may run up to 50 ms over.
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes a WebSocket or TCP connection on which nothing could be
 	// read (or written) for that long; WebSocket peers get close code 1001 first.
-	// 0 = no idle timeout.
+	// 0 = no idle timeout. Enforced like HandshakeTimeout.
 	IdleTimeout time.Duration
+	// Loops is the number of event loops (Linux), each an epoll instance on
+	// its own OS thread. 0 = runtime.GOMAXPROCS(0). The portable server ignores it.
+	Loops int
+	// MaxPending bounds the replies queued for one connection that does not
+	// read them, in bytes; see "Slow consumers" in the package doc.
+	// 0 = DefaultMaxPending (4 MiB); values under MinMaxPending are raised to
+	// it. The portable server ignores it (its writes block instead).
+	MaxPending int
 	// Logf receives rare events (accept failures, socket errors); may be nil.
 	// It is never called per message or per connection.
 	Logf func(format string, args ...any)
+}
+
+// withDefaults checks cfg and fills in its zero fields.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.WS == "" && cfg.TCP == "" && cfg.UDP == "" {
+		return cfg, ErrNoTransport
+	}
+	switch {
+	case cfg.MaxFrame < 0:
+		return cfg, fmt.Errorf("targets: MaxFrame %d is negative", cfg.MaxFrame)
+	case cfg.HandshakeTimeout < 0:
+		return cfg, fmt.Errorf("targets: HandshakeTimeout %v is negative", cfg.HandshakeTimeout)
+	case cfg.IdleTimeout < 0:
+		return cfg, fmt.Errorf("targets: IdleTimeout %v is negative", cfg.IdleTimeout)
+	case cfg.Loops < 0:
+		return cfg, fmt.Errorf("targets: Loops %d is negative", cfg.Loops)
+	case cfg.MaxPending < 0:
+		return cfg, fmt.Errorf("targets: MaxPending %d is negative", cfg.MaxPending)
+	}
+	if cfg.MaxFrame == 0 {
+		cfg.MaxFrame = DefaultMaxFrame
+	}
+	if cfg.HandshakeTimeout == 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.Loops == 0 {
+		cfg.Loops = runtime.GOMAXPROCS(0)
+	}
+	if cfg.MaxPending == 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
+	cfg.MaxPending = max(cfg.MaxPending, MinMaxPending)
+	return cfg, nil
 }
 
 // Stats is a snapshot of the server's counters since Serve. Byte counts are
@@ -100,39 +166,17 @@ type Stats struct {
 	IOErrors            int64 // reads or writes that failed other than by orderly close: resets, idle timeouts, UDP errors
 }
 
-// counters backs Stats; updated with atomics from every connection goroutine.
-type counters struct {
-	connsAccepted       atomic.Int64
-	connsOpen           atomic.Int64
-	wsHandshakeFailures atomic.Int64
-	messagesEchoed      atomic.Int64
-	bytesIn             atomic.Int64
-	bytesOut            atomic.Int64
-	datagramsEchoed     atomic.Int64
-	protocolErrors      atomic.Int64
-	ioErrors            atomic.Int64
-}
-
 // Server is a running reference server. It owns one listener per enabled
 // transport and every connection accepted on them.
 type Server struct {
 	cfg Config // defaults applied
 
-	wsLn    net.Listener // nil if WebSocket is off
-	tcpLn   net.Listener // nil if TCP is off
-	udpConn *net.UDPConn // nil if UDP is off
+	wsAddr, tcpAddr, udpAddr string // bound addresses; "" = transport off
 
-	upgrader ws.Upgrader
-
-	mu     sync.Mutex
-	closed bool
-	conns  map[*conn]struct{} // open WebSocket and TCP connections
-
-	wg        sync.WaitGroup // every goroutine Serve started, directly or not
 	closeOnce sync.Once
 	closeErr  error
 
-	st counters
+	backend // the platform's server: event loops or goroutines
 }
 
 // Serve binds a listener for every transport enabled in cfg, synchronously, so
@@ -140,83 +184,26 @@ type Server struct {
 // background goroutines until Close. If any listener cannot be bound, the ones
 // already bound are closed and the error is returned.
 func Serve(cfg Config) (*Server, error) {
-	if cfg.WS == "" && cfg.TCP == "" && cfg.UDP == "" {
-		return nil, ErrNoTransport
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
 	}
-	switch {
-	case cfg.MaxFrame < 0:
-		return nil, fmt.Errorf("targets: MaxFrame %d is negative", cfg.MaxFrame)
-	case cfg.HandshakeTimeout < 0:
-		return nil, fmt.Errorf("targets: HandshakeTimeout %v is negative", cfg.HandshakeTimeout)
-	case cfg.IdleTimeout < 0:
-		return nil, fmt.Errorf("targets: IdleTimeout %v is negative", cfg.IdleTimeout)
-	}
-	if cfg.MaxFrame == 0 {
-		cfg.MaxFrame = DefaultMaxFrame
-	}
-	if cfg.HandshakeTimeout == 0 {
-		cfg.HandshakeTimeout = DefaultHandshakeTimeout
-	}
-
-	s := &Server{cfg: cfg, conns: make(map[*conn]struct{})}
-	var err error
-	if cfg.WS != "" {
-		s.wsLn, err = net.Listen("tcp", cfg.WS)
-		if err != nil {
-			s.closeListeners()
-			return nil, fmt.Errorf("targets: websocket listen: %w", err)
-		}
-	}
-	if cfg.TCP != "" {
-		s.tcpLn, err = net.Listen("tcp", cfg.TCP)
-		if err != nil {
-			s.closeListeners()
-			return nil, fmt.Errorf("targets: tcp listen: %w", err)
-		}
-	}
-	if cfg.UDP != "" {
-		addr, rerr := net.ResolveUDPAddr("udp", cfg.UDP)
-		if rerr == nil {
-			s.udpConn, rerr = net.ListenUDP("udp", addr)
-		}
-		if rerr != nil {
-			s.closeListeners()
-			return nil, fmt.Errorf("targets: udp listen: %w", rerr)
-		}
-		// Best effort: bigger kernel buffers drop fewer datagrams in bursts.
-		_ = s.udpConn.SetReadBuffer(udpSocketBuffer)
-		_ = s.udpConn.SetWriteBuffer(udpSocketBuffer)
-	}
-
-	if s.wsLn != nil {
-		s.wg.Add(1)
-		go s.acceptLoop(s.wsLn, "websocket", s.serveWS)
-	}
-	if s.tcpLn != nil {
-		s.wg.Add(1)
-		go s.acceptLoop(s.tcpLn, "tcp", s.serveTCP)
-	}
-	if s.udpConn != nil {
-		s.wg.Add(1)
-		go s.serveUDP()
+	s := &Server{cfg: cfg}
+	if err := s.start(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
 
 // WSAddr returns the WebSocket listener's bound address, e.g. "127.0.0.1:45678",
 // or "" if WebSocket is off.
-func (s *Server) WSAddr() string { return lnAddr(s.wsLn) }
+func (s *Server) WSAddr() string { return s.wsAddr }
 
 // TCPAddr returns the TCP listener's bound address, or "" if TCP is off.
-func (s *Server) TCPAddr() string { return lnAddr(s.tcpLn) }
+func (s *Server) TCPAddr() string { return s.tcpAddr }
 
 // UDPAddr returns the UDP socket's bound address, or "" if UDP is off.
-func (s *Server) UDPAddr() string {
-	if s.udpConn == nil {
-		return ""
-	}
-	return s.udpConn.LocalAddr().String()
-}
+func (s *Server) UDPAddr() string { return s.udpAddr }
 
 // URL returns a URL a local client can dial for transport "ws", "tcp" or
 // "udp": "ws://127.0.0.1:port/", "tcp://127.0.0.1:port", "udp://127.0.0.1:port".
@@ -243,57 +230,17 @@ func (s *Server) URL(transport string) string {
 }
 
 // Stats returns a snapshot of the counters. Counters are read one by one, so a
-// snapshot taken under load is not atomic as a whole.
-func (s *Server) Stats() Stats {
-	return Stats{
-		ConnsAccepted:       s.st.connsAccepted.Load(),
-		ConnsOpen:           s.st.connsOpen.Load(),
-		WSHandshakeFailures: s.st.wsHandshakeFailures.Load(),
-		MessagesEchoed:      s.st.messagesEchoed.Load(),
-		BytesIn:             s.st.bytesIn.Load(),
-		BytesOut:            s.st.bytesOut.Load(),
-		DatagramsEchoed:     s.st.datagramsEchoed.Load(),
-		ProtocolErrors:      s.st.protocolErrors.Load(),
-		IOErrors:            s.st.ioErrors.Load(),
-	}
-}
+// snapshot taken under load is not atomic as a whole. A reply is counted before
+// it is written, so a client that has received an echo finds it counted.
+func (s *Server) Stats() Stats { return s.stats() }
 
 // Close closes the listeners and every open connection, upgraded WebSocket
 // connections included, and waits until every goroutine the server started
 // has returned. It returns the first error from closing a listener; calling it
 // again returns the same error.
 func (s *Server) Close() error {
-	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true
-		s.closeErr = s.closeListeners()
-		for c := range s.conns {
-			_ = c.nc.Close()
-		}
-		s.mu.Unlock()
-		s.wg.Wait()
-	})
+	s.closeOnce.Do(func() { s.closeErr = s.stop() })
 	return s.closeErr
-}
-
-// closeListeners closes every bound listener and returns the first error.
-func (s *Server) closeListeners() error {
-	var first error
-	keep := func(err error) {
-		if err != nil && first == nil && !errors.Is(err, net.ErrClosed) {
-			first = err
-		}
-	}
-	if s.wsLn != nil {
-		keep(s.wsLn.Close())
-	}
-	if s.tcpLn != nil {
-		keep(s.tcpLn.Close())
-	}
-	if s.udpConn != nil {
-		keep(s.udpConn.Close())
-	}
-	return first
 }
 
 // logf forwards a rare event to Config.Logf, if set.
@@ -303,114 +250,48 @@ func (s *Server) logf(format string, args ...any) {
 	}
 }
 
-// acceptLoop accepts connections on ln and runs handle on each in its own
-// goroutine until ln is closed. Temporary failures such as running out of file
-// descriptors are logged and retried with a backoff from 5 ms to 1 s.
-func (s *Server) acceptLoop(ln net.Listener, name string, handle func(*conn)) {
-	defer s.wg.Done()
-	var backoff time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			backoff = min(max(2*backoff, 5*time.Millisecond), maxAcceptBackoff)
-			s.logf("targets: %s accept: %v; retrying in %v", name, err, backoff)
-			time.Sleep(backoff)
-			continue
+// listenAll binds every enabled transport with net's listen functions (which
+// resolve addresses and set the usual socket options) and records the bound
+// addresses. On failure it closes what it had bound and returns the error.
+func (s *Server) listenAll() (ws, tcp net.Listener, udp *net.UDPConn, err error) {
+	fail := func(what string, err error) (net.Listener, net.Listener, *net.UDPConn, error) {
+		if ws != nil {
+			_ = ws.Close()
 		}
-		backoff = 0
-		c := &conn{nc: nc}
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			_ = nc.Close()
-			return
+		if tcp != nil {
+			_ = tcp.Close()
 		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		s.st.connsAccepted.Add(1)
-		s.st.connsOpen.Add(1)
-		go func() {
-			defer s.release(c)
-			handle(c)
-		}()
-	}
-}
-
-// release closes c and forgets it; the last thing a connection goroutine does.
-func (s *Server) release(c *conn) {
-	_ = c.nc.Close()
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	s.st.connsOpen.Add(-1)
-	s.wg.Done()
-}
-
-// ioFailed counts err unless it is an orderly end: the peer closed (EOF) or the
-// server is closing.
-func (s *Server) ioFailed(err error) {
-	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
-		return
-	}
-	s.st.ioErrors.Add(1)
-}
-
-// conn is one accepted WebSocket or TCP connection. Its Read and Write refresh
-// the idle deadline when one is set, so it can sit under a bufio.Reader.
-type conn struct {
-	nc   net.Conn
-	idle time.Duration // 0 = no idle deadline (also during the WebSocket handshake)
-}
-
-// Read reads from the connection, first pushing the read deadline idle ahead.
-func (c *conn) Read(p []byte) (int, error) {
-	if c.idle > 0 {
-		_ = c.nc.SetReadDeadline(time.Now().Add(c.idle))
-	}
-	return c.nc.Read(p)
-}
-
-// Write writes to the connection, first pushing the write deadline idle ahead.
-func (c *conn) Write(p []byte) (int, error) {
-	if c.idle > 0 {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.idle))
-	}
-	return c.nc.Write(p)
-}
-
-// lingerClose shuts the write side (so that what was written, such as a close
-// frame, is delivered with a FIN) and reads and discards input for up to
-// closeLinger or until the peer closes. Closing with unread input would make
-// the kernel send a reset, which can destroy the close frame before the peer
-// reads it. scratch is a buffer to read into; nil allocates one.
-func (c *conn) lingerClose(scratch []byte) {
-	if tc, ok := c.nc.(*net.TCPConn); ok {
-		_ = tc.CloseWrite()
-	}
-	_ = c.nc.SetReadDeadline(time.Now().Add(closeLinger))
-	if len(scratch) == 0 {
-		scratch = make([]byte, 512)
-	}
-	for {
-		if _, err := c.nc.Read(scratch); err != nil {
-			return
+		if udp != nil {
+			_ = udp.Close()
 		}
+		return nil, nil, nil, fmt.Errorf("targets: %s listen: %w", what, err)
 	}
-}
-
-// isTimeout reports whether err is a deadline expiring.
-func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
-
-// lnAddr returns ln's address as a string, or "" for a nil listener.
-func lnAddr(ln net.Listener) string {
-	if ln == nil {
-		return ""
+	if s.cfg.WS != "" {
+		if ws, err = net.Listen("tcp", s.cfg.WS); err != nil {
+			return fail("websocket", err)
+		}
+		s.wsAddr = ws.Addr().String()
 	}
-	return ln.Addr().String()
+	if s.cfg.TCP != "" {
+		if tcp, err = net.Listen("tcp", s.cfg.TCP); err != nil {
+			return fail("tcp", err)
+		}
+		s.tcpAddr = tcp.Addr().String()
+	}
+	if s.cfg.UDP != "" {
+		addr, rerr := net.ResolveUDPAddr("udp", s.cfg.UDP)
+		if rerr == nil {
+			udp, rerr = net.ListenUDP("udp", addr)
+		}
+		if rerr != nil {
+			return fail("udp", rerr)
+		}
+		// Best effort: bigger kernel buffers drop fewer datagrams in bursts.
+		_ = udp.SetReadBuffer(udpSocketBuffer)
+		_ = udp.SetWriteBuffer(udpSocketBuffer)
+		s.udpAddr = udp.LocalAddr().String()
+	}
+	return ws, tcp, udp, nil
 }
 
 // dialable replaces a wildcard host in a host:port address with 127.0.0.1.

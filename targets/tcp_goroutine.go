@@ -1,3 +1,5 @@
+//go:build !linux || targets_goroutine
+
 package targets
 
 // serveTCP echoes bytes on c as they arrive, in chunks of up to 32 KiB (or

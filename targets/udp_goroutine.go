@@ -1,3 +1,5 @@
+//go:build !linux || targets_goroutine
+
 package targets
 
 import (

@@ -1,3 +1,5 @@
+//go:build !linux || targets_goroutine
+
 package targets
 
 import (
@@ -16,14 +18,6 @@ const (
 	// wsInitialPayload is the per-connection frame buffer's first payload
 	// capacity, in bytes; it grows (never beyond MaxFrame) as larger frames arrive.
 	wsInitialPayload = 4 << 10
-	// hdrRoom is the space kept in front of the payload in the frame buffer for
-	// the reply header, in bytes: the largest unmasked header.
-	hdrRoom = ws.MaxHeaderSize - 4
-	// maxHandshakeBytes caps the HTTP upgrade request (request line and headers),
-	// in bytes, so that a peer cannot make the server buffer an endless line.
-	maxHandshakeBytes = 16 << 10
-	// maxCloseReason is the longest close reason that fits a control frame, in bytes.
-	maxCloseReason = 123
 )
 
 // errHandshakeTooLarge ends a handshake whose request exceeds maxHandshakeBytes.
@@ -134,25 +128,10 @@ func (w *wsConn) serve() {
 // with a close frame echoing its status code; an invalid close payload is a
 // protocol error instead.
 func (w *wsConn) closeReceived(p []byte) {
-	n := 0
-	if len(p) > 0 {
-		code, reason := ws.ParseCloseFrameDataUnsafe(p)
-		err := ws.CheckCloseFrameData(code, reason)
-		switch {
-		case len(p) == 1:
-			w.fail(ws.StatusProtocolError, "close payload of 1 byte")
-			return
-		case errors.Is(err, ws.ErrProtocolInvalidUTF8):
-			w.fail(ws.StatusInvalidFramePayloadData, err.Error())
-			return
-		case err != nil:
-			w.fail(ws.StatusProtocolError, err.Error())
-			return
-		case code >= 5000:
-			w.fail(ws.StatusProtocolError, "status code out of range")
-			return
-		}
-		n = 2 // echo the code, drop the reason
+	n, code, reason := checkClose(p)
+	if code != 0 {
+		w.fail(code, reason)
+		return
 	}
 	if err := w.send(true, ws.OpClose, n); err != nil {
 		w.s.ioFailed(err)
@@ -225,31 +204,6 @@ func (w *wsConn) send(fin bool, op ws.OpCode, n int) error {
 	start := putHeader(w.buf[:hdrRoom], fin, op, n)
 	_, err := w.c.Write(w.buf[start : hdrRoom+n])
 	return err
-}
-
-// putHeader encodes an unmasked frame header for an n-byte payload so that it
-// ends at len(dst), and returns where it starts. len(dst) must be at least 10.
-func putHeader(dst []byte, fin bool, op ws.OpCode, n int) int {
-	b0 := byte(op)
-	if fin {
-		b0 |= 0x80
-	}
-	end := len(dst)
-	switch {
-	case n <= 125:
-		dst[end-2], dst[end-1] = b0, byte(n)
-		return end - 2
-	case n <= 0xffff:
-		start := end - 4
-		dst[start], dst[start+1] = b0, 126
-		binary.BigEndian.PutUint16(dst[start+2:], uint16(n))
-		return start
-	default:
-		start := end - 10
-		dst[start], dst[start+1] = b0, 127
-		binary.BigEndian.PutUint64(dst[start+2:], uint64(n))
-		return start
-	}
 }
 
 // handshakeConn is what the upgrader sees: requests read through a

@@ -473,6 +473,20 @@ func TestWSPipelinedHandshake(t *testing.T) {
 		t.Fatal(err)
 	}
 	br := bufio.NewReader(c)
+	expectUpgrade(t, br)
+	h, p := readFrame(t, br)
+	if h.OpCode != ws.OpText || string(p) != "right behind" {
+		t.Fatalf(
+			"got %v %q, want text %q",
+			h.OpCode, p, "right behind")
+	}
+}
+
+// expectUpgrade reads the server's answer to the sample upgrade request of
+// RFC 6455 (key "dGhlIHNhbXBsZSBub25jZQ==") from br and checks it is a 101
+// with the right accept key.
+func expectUpgrade(t *testing.T, br *bufio.Reader) {
+	t.Helper()
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -486,12 +500,6 @@ func TestWSPipelinedHandshake(t *testing.T) {
 		t.Fatalf(
 			"Sec-WebSocket-Accept %q, want %q",
 			got, want)
-	}
-	h, p := readFrame(t, br)
-	if h.OpCode != ws.OpText || string(p) != "right behind" {
-		t.Fatalf(
-			"got %v %q, want text %q",
-			h.OpCode, p, "right behind")
 	}
 }
 

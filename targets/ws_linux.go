@@ -1,0 +1,146 @@
+//go:build linux && !targets_goroutine
+
+package targets
+
+import (
+	"io"
+
+	"github.com/gobwas/ws"
+)
+
+// upgradeIO is what the upgrader reads the request from and writes its
+// response to: the request as it lies in the loop's buffers, and the loop's
+// output buffer. One per loop, so a handshake allocates no adapter.
+type upgradeIO struct {
+	req []byte
+	out []byte
+}
+
+// Read passes on the rest of the request, then io.EOF.
+func (u *upgradeIO) Read(p []byte) (int, error) {
+	if len(u.req) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, u.req)
+	u.req = u.req[n:]
+	return n, nil
+}
+
+// Write appends to the output.
+func (u *upgradeIO) Write(p []byte) (int, error) {
+	u.out = append(u.out, p...)
+	return len(p), nil
+}
+
+// upgrade runs the opening handshake on req, the complete upgrade request
+// read from c, appending the response (101, or an HTTP error) to the loop's
+// output. It reports whether c is now a WebSocket connection.
+func (l *loop) upgrade(c *conn, req []byte) bool {
+	l.hs.req, l.hs.out = req, l.obuf
+	_, err := l.s.upgrader.Upgrade(&l.hs)
+	l.obuf, l.hs.req, l.hs.out = l.hs.out, nil, nil
+	if err != nil {
+		return false
+	}
+	l.setKind(c, kindWS)
+	c.state = ws.StateServerSide
+	return true
+}
+
+// frames serves the WebSocket frames in b, unmasking them in place and
+// appending the replies to the loop's output, and returns how many bytes it
+// consumed: all but an incomplete frame header or control frame, which the
+// caller carries over to the next read. A data frame is echoed as its bytes
+// arrive: its reply header goes out first, then each part of its payload.
+// A protocol error or a close frame moves c to linger and ends the parse.
+func (l *loop) frames(c *conn, b []byte) int {
+	p := 0
+	if c.rem > 0 {
+		p = int(min(int64(len(b)), c.rem))
+		l.echoPayload(c, b[:p])
+	}
+	for p < len(b) {
+		h, hn, err := parseHeader(b[p:])
+		if err == errShortHeader {
+			return p
+		}
+		if err == nil {
+			err = ws.CheckHeader(h, c.state)
+		}
+		if err != nil {
+			l.fail(c, ws.StatusProtocolError, err.Error())
+			return len(b)
+		}
+		if h.OpCode.IsControl() {
+			end := p + hn + int(h.Length) // Length <= 125: CheckHeader
+			if end > len(b) {
+				return p
+			}
+			payload := b[p+hn : end]
+			ws.Cipher(payload, h.Mask, 0)
+			p = end
+			switch h.OpCode {
+			case ws.OpPing:
+				l.obuf = appendHeader(l.obuf, true, ws.OpPong, len(payload))
+				l.obuf = append(l.obuf, payload...)
+			case ws.OpClose:
+				l.closeReceived(c, payload)
+				return len(b)
+			}
+			// Unsolicited pongs are allowed and ignored.
+			continue
+		}
+		if h.Length > int64(l.s.cfg.MaxFrame) {
+			l.fail(c, ws.StatusMessageTooBig, "frame too big")
+			return len(b)
+		}
+		if h.Fin {
+			c.state = c.state.Clear(ws.StateFragmented)
+		} else {
+			c.state = c.state.Set(ws.StateFragmented)
+		}
+		l.obuf = appendHeader(l.obuf, h.Fin, h.OpCode, int(h.Length))
+		c.rem, c.flen, c.mask, c.moff = h.Length, h.Length, h.Mask, 0
+		p += hn
+		k := int(min(int64(len(b)-p), c.rem))
+		l.echoPayload(c, b[p:p+k])
+		p += k
+	}
+	return p
+}
+
+// echoPayload unmasks the next part of the streamed data frame's payload in
+// place and appends it to the output; the frame is counted when it is complete.
+func (l *loop) echoPayload(c *conn, b []byte) {
+	ws.Cipher(b, c.mask, int(c.moff))
+	l.obuf = append(l.obuf, b...)
+	c.moff = uint8((int(c.moff) + len(b)) & 3)
+	c.rem -= int64(len(b))
+	if c.rem == 0 {
+		l.st[cMessages]++
+		l.st[cBytesIn] += c.flen
+		l.st[cBytesOut] += c.flen
+	}
+}
+
+// closeReceived answers the peer's close frame (payload p, unmasked) with a
+// close frame echoing its status code, then lingers; an invalid close
+// payload is a protocol error instead.
+func (l *loop) closeReceived(c *conn, p []byte) {
+	n, code, reason := checkClose(p)
+	if code != 0 {
+		l.fail(c, code, reason)
+		return
+	}
+	l.obuf = appendHeader(l.obuf, true, ws.OpClose, n)
+	l.obuf = append(l.obuf, p[:n]...)
+	l.linger(c)
+}
+
+// fail counts a protocol error, appends a close frame with code and reason to
+// the output and lingers, so that the peer gets to read it.
+func (l *loop) fail(c *conn, code ws.StatusCode, reason string) {
+	l.st[cProtocolErrors]++
+	l.obuf = appendClose(l.obuf, code, reason)
+	l.linger(c)
+}
