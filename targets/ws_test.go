@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -516,5 +518,108 @@ func TestWSIdleTimeout(t *testing.T) {
 		t.Fatalf(
 			"IOErrors = %d, want 1 (the idle timeout)",
 			got)
+	}
+}
+
+// TestWSPeerClosesMidFrame: peers that go away in the middle of a frame or
+// of the upgrade request cost the server nothing but the count; the
+// connection it shares a loop with is served throughout.
+func TestWSPeerClosesMidFrame(t *testing.T) {
+	t.Parallel()
+	s := serve(t, Config{WS: "127.0.0.1:0", Loops: 1})
+	good := dialWS(t, s)
+	payload := bytes.Repeat([]byte("x"), 1000)
+	dataFrame := clientFrame(t, masked(true, ws.OpBinary), payload)
+	ping := clientFrame(t, masked(true, ws.OpPing), []byte("ping payload"))
+	tests := []struct {
+		name      string
+		handshake bool   // upgrade first
+		send      []byte // then send this and close
+		reset     bool   // close with a reset instead of a FIN
+		echoed    bool   // read the echo of send before closing
+		wantIO    int64  // IOErrors added
+		wantHS    int64  // WSHandshakeFailures added
+	}{
+		{
+			name:      "inside a header",
+			handshake: true,
+			send:      dataFrame[:3],
+			wantIO:    1,
+		},
+		{
+			name:      "inside a payload",
+			handshake: true,
+			send:      dataFrame[:500],
+			wantIO:    1,
+		},
+		{
+			name:      "inside a control frame",
+			handshake: true,
+			send:      ping[:len(ping)-3],
+			wantIO:    1,
+		},
+		{
+			name:      "reset inside a payload",
+			handshake: true,
+			send:      dataFrame[:500],
+			reset:     true,
+			wantIO:    1,
+		},
+		{
+			name:      "between frames",
+			handshake: true,
+			send:      dataFrame,
+			echoed:    true,
+		},
+		{
+			name:   "inside the upgrade request",
+			send:   []byte("GET / HTTP/1.1\r\nHost: x\r\nUpg"),
+			wantHS: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := s.Stats()
+			var c net.Conn
+			var r io.Reader
+			if tt.handshake {
+				wc := dialWS(t, s)
+				c, r = wc.Conn, wc
+			} else {
+				c = dial(t, "tcp", s.WSAddr())
+			}
+			if _, err := c.Write(tt.send); err != nil {
+				t.Fatal(err)
+			}
+			if tt.echoed {
+				readFrame(t, r) // unread, it would make the close a reset
+			}
+			echoWS(t, good, []byte("meanwhile")) // the loop has read what was sent
+			if tt.reset {
+				_ = c.(*net.TCPConn).SetLinger(0)
+			}
+			_ = c.Close()
+			deadline := time.Now().Add(testTimeout)
+			for s.Stats().ConnsOpen > before.ConnsOpen && time.Now().Before(deadline) {
+				echoWS(t, good, []byte("while it closes"))
+			}
+			after := s.Stats()
+			if after.ConnsOpen != before.ConnsOpen {
+				t.Fatalf(
+					"ConnsOpen %d after the peer left, want %d",
+					after.ConnsOpen, before.ConnsOpen)
+			}
+			if got := after.IOErrors - before.IOErrors; got != tt.wantIO {
+				t.Errorf(
+					"IOErrors went up by %d, want %d",
+					got, tt.wantIO)
+			}
+			if got := after.WSHandshakeFailures - before.WSHandshakeFailures; got != tt.wantHS {
+				t.Errorf(
+					"WSHandshakeFailures went up by %d, want %d",
+					got, tt.wantHS)
+			}
+			echoWS(t, good, payload)
+		})
 	}
 }
