@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -21,10 +22,14 @@ Runs sockbench's reference server alone until interrupted: WebSocket echo
 (any path), TCP byte echo (works with len32, line and raw framing) and UDP
 datagram echo. With no address flag it serves WebSocket on 127.0.0.1:8080.
 It binds to loopback unless told otherwise. On exit it prints its counters.
+On Linux it serves every connection from --loops epoll event loops (one
+thread each); a peer that does not read its echoes is held to 4 MiB of
+queued replies, and the server stops reading from it until it catches up.
 
 Examples:
   sockbench serve --ws 127.0.0.1:8080 --tcp 127.0.0.1:9000 --udp 127.0.0.1:9001
-  sockbench serve --ws 127.0.0.1:0   # an ephemeral port, printed at start`
+  sockbench serve --ws 127.0.0.1:0   # an ephemeral port, printed at start
+  sockbench serve --ws 127.0.0.1:8080 --loops 4`
 
 func serveCmd() command {
 	return command{
@@ -36,11 +41,15 @@ func serveCmd() command {
 			udpAddr := fs.String("udp", "", "UDP listen address")
 			maxFrame := fs.Int("max-frame", targets.DefaultMaxFrame, "largest WebSocket frame payload accepted, bytes")
 			idle := fs.Duration("idle-timeout", 0, "close connections idle this long (0: never)")
+			loops := fs.Int("loops", runtime.GOMAXPROCS(0), "event loops serving the connections, one OS thread each (Linux)")
 			return func(args []string, stdout, stderr io.Writer) error {
 				if len(args) != 0 {
 					return &usageError{fmt.Sprintf("serve takes no arguments (got %q)", args)}
 				}
-				cfg := targets.Config{WS: *wsAddr, TCP: *tcpAddr, UDP: *udpAddr, MaxFrame: *maxFrame, IdleTimeout: *idle,
+				if *loops < 1 {
+					return &usageError{fmt.Sprintf("--loops %d: want at least 1", *loops)}
+				}
+				cfg := targets.Config{WS: *wsAddr, TCP: *tcpAddr, UDP: *udpAddr, MaxFrame: *maxFrame, IdleTimeout: *idle, Loops: *loops,
 					Logf: func(format string, a ...any) { fmt.Fprintf(stderr, "sockbench serve: "+format+"\n", a...) }}
 				if cfg.WS == "" && cfg.TCP == "" && cfg.UDP == "" {
 					cfg.WS = "127.0.0.1:8080"
