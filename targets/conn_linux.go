@@ -81,7 +81,10 @@ func (l *loop) connEvent(c *conn, ev uint32) {
 
 // readable reads what c's peer sent, into the loop's read buffer behind any
 // bytes carried over from the last read, and serves it; up to
-// maxReadsPerEvent reads while reads fill the buffer.
+// maxReadsPerEvent reads while reads fill the buffer. A read that does not
+// fill the buffer has emptied the socket, so the read that would only return
+// EAGAIN is skipped (the poller is level-triggered: anything that arrives
+// meanwhile is reported by the next wait).
 func (l *loop) readable(c *conn) {
 	for range maxReadsPerEvent {
 		// An incomplete frame is copied in front of the new bytes (it is
