@@ -11,19 +11,7 @@ import (
 // asked for (decoding it would allocate). It returns unix.EAGAIN when no
 // connection is pending.
 func Accept(lfd int) (int, error) {
-	for {
-		r, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), 0, 0,
-			unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
-		switch e {
-		case 0:
-			return int(r), nil
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return -1, unix.EAGAIN
-		}
-		return -1, e
-	}
+	return sockCall(unix.SYS_ACCEPT4, lfd, nil, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 }
 
 // Datagrams is a batch of datagram slots for one UDP socket: Recv fills them
@@ -106,18 +94,24 @@ func (d *Datagrams) Echo(fd int, from, to int) (int, error) {
 }
 
 // mmsg runs recvmmsg or sendmmsg (trap) on n headers from h without
-// blocking, again when interrupted.
+// blocking.
 func mmsg(trap uintptr, fd int, h *unix.Mmsghdr, n int) (int, error) {
+	return sockCall(trap, fd, unsafe.Pointer(h), uintptr(n), unix.MSG_DONTWAIT)
+}
+
+// sockCall runs socket system call trap with arguments fd, p, a2 and a3,
+// again when interrupted.
+func sockCall(trap uintptr, fd int, p unsafe.Pointer, a2, a3 uintptr) (int, error) {
 	for {
-		r, _, e := unix.Syscall6(trap, uintptr(fd), uintptr(unsafe.Pointer(h)), uintptr(n), unix.MSG_DONTWAIT, 0, 0)
+		r, _, e := unix.Syscall6(trap, uintptr(fd), uintptr(p), a2, a3, 0, 0)
 		switch e {
 		case 0:
 			return int(r), nil
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			return 0, unix.EAGAIN
+			return -1, unix.EAGAIN
 		}
-		return 0, e
+		return -1, e
 	}
 }
