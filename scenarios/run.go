@@ -101,7 +101,8 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 			iv.PlannedRate = ph.PerConnRate * float64(open)
 		}
 		iv.RSSBytes = rss()
-		if open > peakConns || (open == peakConns && iv.RSSBytes > rssAtPeak) {
+		// The last interval with the most connections open: held, not ramping.
+		if open >= peakConns && open > 0 {
 			peakConns, rssAtPeak = open, iv.RSSBytes
 		}
 		last = now

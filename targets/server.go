@@ -48,7 +48,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"sync"
 	"time"
 )
@@ -106,7 +105,8 @@ type Config struct {
 	// 0 = no idle timeout. Enforced like HandshakeTimeout.
 	IdleTimeout time.Duration
 	// Loops is the number of event loops (Linux), each an epoll instance on
-	// its own OS thread. 0 = runtime.GOMAXPROCS(0). The portable server ignores it.
+	// its own OS thread. 0 = GOMAXPROCS, not counting Ps reserved for other
+	// event loops in the process. The portable server ignores it.
 	Loops int
 	// MaxPending bounds the replies queued for one connection that does not
 	// read them, in bytes; see "Slow consumers" in the package doc.
@@ -142,7 +142,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if cfg.Loops == 0 {
-		cfg.Loops = runtime.GOMAXPROCS(0)
+		cfg.Loops = defaultLoops()
 	}
 	if cfg.MaxPending == 0 {
 		cfg.MaxPending = DefaultMaxPending

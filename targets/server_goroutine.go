@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -219,3 +220,6 @@ func (c *conn) lingerClose(scratch []byte) {
 
 // isTimeout reports whether err is a deadline expiring.
 func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+// defaultLoops is GOMAXPROCS; the goroutine server has no loops.
+func defaultLoops() int { return runtime.GOMAXPROCS(0) }

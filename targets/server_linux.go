@@ -81,6 +81,7 @@ type backend struct {
 	epoch    time.Time   // loops' clocks count from here
 	stopping atomic.Bool // Close has begun
 	wg       sync.WaitGroup
+	release  func() // gives back the Ps reserved for the loops (poll.Reserve)
 }
 
 // loopStats are the counters a loop publishes for Stats, on cache lines of
@@ -205,6 +206,7 @@ func (s *Server) start() error {
 			return fail(fmt.Errorf("targets: epoll: %w", err))
 		}
 	}
+	s.release = poll.Reserve(len(s.loops))
 	s.wg.Add(len(s.loops))
 	for _, l := range s.loops {
 		go l.run()
@@ -246,6 +248,9 @@ func (s *Server) stop() error {
 		l.p.Wake()
 	}
 	s.wg.Wait()
+	if s.release != nil {
+		s.release()
+	}
 	for _, l := range s.loops {
 		if l.closeErr != nil {
 			return l.closeErr
@@ -564,3 +569,6 @@ func (l *loop) closeConn(c *conn) {
 	l.st[cOpen]--
 	l.forget(c)
 }
+
+// defaultLoops is one loop per P the process has for its own work.
+func defaultLoops() int { return poll.CPUs() }

@@ -85,12 +85,12 @@ type msgs struct {
 	text        bool
 	udp         bool
 	connectedAt int64
-	sent        uint64 // next sequence number to send
-	last        int64  // intended time of the last open-loop send; -1: none yet
-	maxSeen     int64  // highest sequence number answered
-	ring        ring   // messages awaiting replies
-	payload     []byte // padded payload template
-	pong        []byte // payload of the latest ping, to answer
+	sent        uint64  // next sequence number to send
+	last        int64   // intended time of the last open-loop send; -1: none yet
+	maxSeen     int64   // highest sequence number answered
+	ring        ring    // messages awaiting replies
+	payload     *[]byte // padded payload template: the connection's own, or its event loop's
+	pong        []byte  // payload of the latest ping, to answer
 	pongDue     bool
 	heldUntil   int64 // ns: the target held sends back until then
 	windowHit   bool  // the last send attempt found the window full
@@ -98,11 +98,13 @@ type msgs struct {
 
 // initialRing is a new connection's ring size; it grows on demand, so that
 // an idle connection stays small.
-const initialRing = 4
+const initialRing = 2
 
-func (m *msgs) init(b *base, id uint32, rec *metrics.Recorder, connectedAt int64) {
+// init readies m for connection id; payload is the buffer its messages are
+// built in, which connections that never send at the same time may share.
+func (m *msgs) init(b *base, id uint32, rec *metrics.Recorder, connectedAt int64, payload *[]byte) {
 	*m = msgs{
-		b: b, id: id, rec: rec, codec: newCodec(b.p, id),
+		b: b, id: id, rec: rec, codec: newCodec(b.p, id), payload: payload,
 		udp:         b.p.Target.Transport == plan.UDP,
 		connectedAt: connectedAt, last: -1, maxSeen: -1,
 	}
@@ -111,9 +113,9 @@ func (m *msgs) init(b *base, id uint32, rec *metrics.Recorder, connectedAt int64
 }
 
 func (m *msgs) ensurePayload(size int) {
-	if len(m.payload) != size {
-		m.payload = make([]byte, size)
-		wire.Pad(m.payload)
+	if len(*m.payload) != size {
+		*m.payload = make([]byte, size)
+		wire.Pad(*m.payload)
 	}
 }
 
@@ -122,12 +124,12 @@ func (m *msgs) ensurePayload(size int) {
 func (m *msgs) appendMsg(buf []byte, intended, now int64) []byte {
 	h := wire.Header{ConnID: m.id, Seq: m.sent, Intended: intended, Sent: now}
 	if m.text {
-		h.PutText(m.payload)
+		h.PutText(*m.payload)
 	} else {
-		h.Put(m.payload)
+		h.Put(*m.payload)
 	}
 	before := len(buf)
-	buf = m.codec.Append(buf, m.payload)
+	buf = m.codec.Append(buf, *m.payload)
 	m.ring.add(m.sent, intended, now)
 	m.sent++
 	m.b.outstanding.Add(1)
@@ -398,7 +400,7 @@ func scaleUp(ctx context.Context, need int, rate float64, nextID func() uint32, 
 // or a failure. It returns the connection, rec, and when it was ready.
 func dialRecorded(ctx context.Context, b *base, id uint32, rec *metrics.Recorder) (dialed, *metrics.Recorder, int64, bool) {
 	t0 := b.clk.Now()
-	d, err := dial(ctx, b.p.Target, b.p.ConnectTimeout)
+	d, err := dial(ctx, b.p.Target, b.p.ConnectTimeout, id)
 	if err != nil {
 		if ctx.Err() == nil {
 			rec.ConnFailed(metrics.Classify(err))

@@ -21,21 +21,21 @@ type dialed struct {
 }
 
 // dial opens one connection to t: TCP connect, then TLS and the WebSocket
-// upgrade for ws/wss; a connected UDP socket for udp.
-func dial(ctx context.Context, t plan.Target, timeout time.Duration) (dialed, error) {
+// upgrade for ws/wss; a connected UDP socket for udp. id picks the source
+// address on loopback (see netDialer).
+func dial(ctx context.Context, t plan.Target, timeout time.Duration, id uint32) (dialed, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	nd := netDialer(t, id)
 	switch t.Transport {
 	case plan.UDP:
-		var d net.Dialer
-		nc, err := d.DialContext(ctx, "udp", t.Addr)
+		nc, err := nd.DialContext(ctx, "udp", t.Addr)
 		return dialed{nc: nc}, err
 	case plan.TCP:
-		d := net.Dialer{}
-		nc, err := d.DialContext(ctx, "tcp", t.Addr)
+		nc, err := nd.DialContext(ctx, "tcp", t.Addr)
 		return dialed{nc: nc}, err
 	}
-	d := ws.Dialer{Timeout: timeout}
+	d := ws.Dialer{Timeout: timeout, NetDial: nd.DialContext}
 	if t.TLS {
 		d.TLSConfig = &tls.Config{InsecureSkipVerify: t.Insecure} //nolint:gosec // --insecure is the user's explicit choice
 	}
@@ -58,6 +58,38 @@ func dial(ctx context.Context, t plan.Target, timeout time.Duration) (dialed, er
 		ws.PutReader(br)
 	}
 	return out, nil
+}
+
+// loopbackSources is how many IPv4 loopback source addresses connections
+// to a loopback target are spread over: 127.0.0.1 to 127.0.0.64.
+const loopbackSources = 64
+
+// netDialer returns the dialer for connection id. To an IPv4 loopback
+// target, connections come from loopbackSources different source
+// addresses, with the port left for connect to choose
+// (IP_BIND_ADDRESS_NO_PORT). Linux picks connect's ephemeral ports from one
+// half of the range first and scans the whole range under a lock once that
+// half is used up; from one source address to one target port that happens
+// at about 14,000 connections, after which each connect takes milliseconds.
+// Different source addresses share ports, so the scans never start.
+func netDialer(t plan.Target, id uint32) *net.Dialer {
+	d := &net.Dialer{}
+	host, _, err := net.SplitHostPort(t.Addr)
+	if err != nil {
+		return d
+	}
+	ip := net.ParseIP(host).To4()
+	if ip == nil || !ip.IsLoopback() {
+		return d
+	}
+	src := net.IPv4(127, 0, 0, byte(1+id%loopbackSources))
+	if t.Transport == plan.UDP {
+		d.LocalAddr = &net.UDPAddr{IP: src}
+	} else {
+		d.LocalAddr = &net.TCPAddr{IP: src}
+	}
+	d.Control = bindNoPort
+	return d
 }
 
 func isDialErr(err error) bool {
@@ -88,7 +120,7 @@ func newCodec(p *plan.Plan, id uint32) wire.Codec {
 // udp. It records nothing; a run calls it before its clock starts.
 func Probe(ctx context.Context, p *plan.Plan) error {
 	t := p.Target
-	d, err := dial(ctx, t, p.ConnectTimeout)
+	d, err := dial(ctx, t, p.ConnectTimeout, 0)
 	if err != nil {
 		return fmt.Errorf("target %s unreachable: %w", t.URL, err)
 	}

@@ -8,6 +8,8 @@ package engine
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/sockbench/sockbench/internal/metrics"
@@ -154,6 +156,12 @@ func Drive(ctx context.Context, e Engine, p *plan.Plan, clk Clock, set *metrics.
 	if err := e.Scale(ctx, p.Phases[0].Conns, p.Phases[0].ConnectRate); err != nil || ctx.Err() != nil {
 		return stopNow()
 	}
+	// Give the ramp's garbage (handshake buffers, dialer goroutine stacks)
+	// back to the system before the warm-up, so that what the process holds
+	// from now on is what its connections hold. The pause falls before the
+	// measured window.
+	runtime.GC() // pooled handshake buffers survive one collection
+	debug.FreeOSMemory()
 	tl.RampEnd = clk.Now()
 	tl.Start = tl.RampEnd + int64(p.Warmup)
 	// Set before it begins, so that every message intended at or after

@@ -121,7 +121,7 @@ func (e *Epoll) open(ctx context.Context, id uint32) {
 		return
 	}
 	c := &econn{l: l, fd: fd, hidx: -1, tail: d.leftover}
-	c.msgs.init(&e.base, id, rec, at)
+	c.msgs.init(&e.base, id, rec, at, &l.payload)
 	e.mu.Lock()
 	if e.closing {
 		e.mu.Unlock()
@@ -225,16 +225,17 @@ type cmd struct {
 
 // loop is one event loop: an epoll instance and the connections it owns.
 type loop struct {
-	e     *Epoll
-	idx   int
-	poll  *poll.Poller
-	rec   *metrics.Recorder
-	rbuf  []byte    // the loop's read buffer
-	wbuf  []byte    // frames being built for one write
-	conns []*econn  // by fd
-	heap  []*econn  // open-loop connections by nextAt
-	sched *schedule // the schedule the loop last acted on
-	done  chan struct{}
+	e       *Epoll
+	idx     int
+	poll    *poll.Poller
+	rec     *metrics.Recorder
+	rbuf    []byte    // the loop's read buffer
+	wbuf    []byte    // frames being built for one write
+	payload []byte    // the message template every connection of the loop builds in
+	conns   []*econn  // by fd
+	heap    []*econn  // open-loop connections by nextAt
+	sched   *schedule // the schedule the loop last acted on
+	done    chan struct{}
 
 	inMu  sync.Mutex
 	inbox []cmd

@@ -75,7 +75,7 @@ func (e *Goroutine) open(ctx context.Context, id uint32) {
 		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
-	c.msgs.init(&e.base, id, rec, connected)
+	c.msgs.init(&e.base, id, rec, connected, &c.payloadBuf)
 	e.mu.Lock()
 	if e.closing {
 		e.mu.Unlock()
@@ -175,6 +175,8 @@ type gconn struct {
 	firstErr error
 	finished bool
 	byeBy    time.Time // set by Close: the close frame's deadline
+
+	payloadBuf []byte // msgs.payload points here
 }
 
 // markClosing tells the connection sockbench is ending it, unless it has

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -10,4 +11,18 @@ import (
 func nanosleep(d time.Duration) {
 	ts := unix.NsecToTimespec(int64(d))
 	_ = unix.Nanosleep(&ts, nil)
+}
+
+// bindNoPort sets IP_BIND_ADDRESS_NO_PORT on a socket about to be bound to
+// a source address, so that its port is chosen at connect time, per
+// destination, rather than at bind time from ports no socket uses.
+func bindNoPort(network, address string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
 }

@@ -71,6 +71,12 @@ func newRecorder(win *Window) *Recorder {
 		r.cum[i] = result.NewHistogram()
 		r.ivl[i] = result.NewHistogram()
 		r.spare[i] = result.NewHistogram()
+		// Make the counts resident now: the interval roll-up zeroes whole
+		// histograms, so their pages would otherwise become resident during
+		// the run and be mistaken for memory that connections hold.
+		r.cum[i].Reset()
+		r.ivl[i].Reset()
+		r.spare[i].Reset()
 	}
 	return r
 }

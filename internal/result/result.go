@@ -203,7 +203,7 @@ type Self struct {
 	Saturated   bool     `json:"saturated"`   // the load generator, not the target, limited the run
 	Warnings    []string `json:"warnings,omitempty"`
 	// Memory (Linux): resident set size before the first connection, and
-	// at the interval with the most connections open, which were PeakConns;
+	// at the last interval with the most connections open (PeakConns);
 	// RSSPerConnBytes is the difference divided by them. With the embedded
 	// server it includes the server's side of each connection.
 	RSSStartBytes   int64 `json:"rss_start_bytes,omitempty"`
