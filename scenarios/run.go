@@ -57,7 +57,9 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 		}
 		return nil, &RunError{Err: err}
 	}
-	set := metrics.NewSet(4 * runtime.GOMAXPROCS(0))
+	// Recorders: shards for the goroutine engine's connections, plus one per
+	// event loop so that loops own theirs outright.
+	set := metrics.NewSet(4*runtime.GOMAXPROCS(0) + opts.Loops)
 	clk := engine.NewClock()
 	startedAt := time.Now()
 	eng, err := engine.New(opts.Engine, engine.Config{Plan: p, Set: set, Clock: clk, Logf: opts.Logf, Loops: opts.Loops})

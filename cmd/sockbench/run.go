@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -58,6 +59,7 @@ func runCmd() command {
 			eng := fs.String("engine", engine.Default(), "engine: epoll (event loops, Linux) or goroutine (portable; used for wss:// unless set)")
 			loops := fs.Int("loops", 0, "event loops of the epoll engine (default GOMAXPROCS)")
 			quiet := fs.Bool("quiet", false, "no progress lines")
+			cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of sockbench itself to this file (for 'go tool pprof')")
 			return func(args []string, stdout, stderr io.Writer) error {
 				if len(args) != 1 {
 					return &usageError{"run takes one scenario name or file (see sockbench scenarios)"}
@@ -96,7 +98,7 @@ func runCmd() command {
 				if set("insecure") {
 					o.Insecure = insecure
 				}
-				f := runFlags{out: *out, quiet: *quiet, loops: *loops}
+				f := runFlags{out: *out, quiet: *quiet, loops: *loops, cpuProfile: *cpuProfile}
 				if set("engine") {
 					f.engine = *eng // else the default for the target
 				}
@@ -114,6 +116,8 @@ type runFlags struct {
 	engine string // "" = the default for the target
 	loops  int
 	quiet  bool
+	// cpuProfile, if set, is where the harness's own CPU profile goes.
+	cpuProfile string
 }
 
 func loadSpec(arg string) (*scenarios.Spec, error) {
@@ -170,6 +174,17 @@ func runScenario(arg string, o scenarios.Overrides, f runFlags, stdout, stderr i
 		opts.Interval = func(iv result.Interval, p *plan.Plan) {
 			reporters.Progress(stderr, iv)
 		}
+	}
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return &usageError{"--cpuprofile: " + err.Error()}
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return &usageError{"--cpuprofile: " + err.Error()}
+		}
+		defer pprof.StopCPUProfile()
 	}
 	r, err := scenarios.Run(ctx, spec, p, opts)
 	if err != nil {

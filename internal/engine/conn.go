@@ -348,13 +348,12 @@ func (m *msgs) appendDue(buf []byte, s *schedule, now int64, limit int) ([]byte,
 }
 
 // appendTopUp frames closed-loop messages into buf, up to limit, until
-// r.inflight are outstanding; each is intended and sent at the time it is
-// framed.
-func (m *msgs) appendTopUp(buf []byte, r regime, limit int) ([]byte, int) {
+// r.inflight are outstanding. They go out together in one write at now,
+// which is both their intended and their send time.
+func (m *msgs) appendTopUp(buf []byte, r regime, limit int, now int64) ([]byte, int) {
 	m.ensurePayload(r.size)
 	n := 0
 	for n < limit && m.ring.pending < r.inflight {
-		now := m.b.clk.Now()
 		buf = m.appendMsg(buf, now, now)
 		n++
 	}

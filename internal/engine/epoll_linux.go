@@ -452,7 +452,7 @@ func (l *loop) service(c *econn, now int64) {
 	}
 	for {
 		var n int
-		buf, n = c.appendTopUp(l.wbuf[:0], r, limit)
+		buf, n = c.appendTopUp(l.wbuf[:0], r, limit, l.e.clk.Now())
 		if n == 0 {
 			return
 		}

@@ -427,7 +427,7 @@ func (c *gconn) topUp(buf []byte, r regime) ([]byte, error) {
 		c.mu.Lock()
 		var n int
 		if !c.over() {
-			buf, n = c.appendTopUp(buf[:0], r, limit)
+			buf, n = c.appendTopUp(buf[:0], r, limit, c.e.clk.Now())
 		}
 		c.mu.Unlock()
 		if n == 0 {

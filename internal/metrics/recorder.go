@@ -63,6 +63,36 @@ type Recorder struct {
 	spare [numHists]*hdr.Histogram // swapped with ivl each interval; owned by the collector
 	c     counts                   // whole run (message counts: measured only)
 	ic    counts                   // current interval, warm-up included
+	// held: the recorder's one owner holds mu across many calls (Hold).
+	// Only the owner reads or writes it.
+	held bool
+}
+
+// Hold locks the recorder for a run of calls by its only writer (an event
+// loop), which then cost no locking each; Release ends the run. The
+// roll-ups wait meanwhile, so an owner releases before it sleeps. A
+// recorder that is held must have no other writer.
+func (r *Recorder) Hold() {
+	r.mu.Lock()
+	r.held = true
+}
+
+// Release ends Hold.
+func (r *Recorder) Release() {
+	r.held = false
+	r.mu.Unlock()
+}
+
+func (r *Recorder) lock() {
+	if !r.held {
+		r.mu.Lock()
+	}
+}
+
+func (r *Recorder) unlock() {
+	if !r.held {
+		r.mu.Unlock()
+	}
 }
 
 func newRecorder(win *Window) *Recorder {
@@ -101,7 +131,7 @@ func (r *Recorder) Sent(intended, sent int64, n int) { r.SentAfter(intended, int
 // target stays in the message's latency, which counts from intended.
 func (r *Recorder) SentAfter(intended, from, sent int64, n int) {
 	lag := sent - max(intended, from)
-	r.mu.Lock()
+	r.lock()
 	if r.win.Measured(intended) {
 		r.c.sent++
 		if from > intended {
@@ -114,7 +144,7 @@ func (r *Recorder) SentAfter(intended, from, sent int64, n int) {
 	r.ic.sent++
 	record(r.ivl[hSendLag], lag)
 	r.c.bytesSent += int64(n)
-	r.mu.Unlock()
+	r.unlock()
 }
 
 // Unsent counts n measured messages that were scheduled but never sent: the
@@ -123,16 +153,16 @@ func (r *Recorder) Unsent(n int64) {
 	if n <= 0 {
 		return
 	}
-	r.mu.Lock()
+	r.lock()
 	r.c.unsent += n
-	r.mu.Unlock()
+	r.unlock()
 }
 
 // Received records one reply of n bytes that arrived at now ns for a message
 // scheduled at intended and sent at sent: latency now-intended, service time
 // now-sent.
 func (r *Recorder) Received(intended, sent, now int64, n int) {
-	r.mu.Lock()
+	r.lock()
 	if r.win.Measured(intended) {
 		r.c.received++
 		record(r.cum[hLatency], now-intended)
@@ -143,15 +173,15 @@ func (r *Recorder) Received(intended, sent, now int64, n int) {
 	r.ic.received++
 	record(r.ivl[hLatency], now-intended)
 	r.c.bytesRecv += int64(n)
-	r.mu.Unlock()
+	r.unlock()
 }
 
 // Bytes counts received bytes that carried no measured message (control
 // frames, garbage).
 func (r *Recorder) Bytes(n int) {
-	r.mu.Lock()
+	r.lock()
 	r.c.bytesRecv += int64(n)
-	r.mu.Unlock()
+	r.unlock()
 }
 
 // Lost counts n messages that will never be answered; measured says whether
@@ -160,12 +190,12 @@ func (r *Recorder) Lost(n int64, measured bool) {
 	if n <= 0 {
 		return
 	}
-	r.mu.Lock()
+	r.lock()
 	if measured {
 		r.c.lost += n
 	}
 	r.ic.lost += n
-	r.mu.Unlock()
+	r.unlock()
 }
 
 // Anomaly kinds for replies that are not plain latency samples.
@@ -181,7 +211,7 @@ const (
 
 // Anomaly counts one event of kind k.
 func (r *Recorder) Anomaly(k Anomaly) {
-	r.mu.Lock()
+	r.lock()
 	switch k {
 	case Duplicate:
 		r.c.dup++
@@ -192,64 +222,64 @@ func (r *Recorder) Anomaly(k Anomaly) {
 	case Unexpected:
 		r.c.unexpected++
 	}
-	r.mu.Unlock()
+	r.unlock()
 }
 
 // Connected records a connection established after d ns of connect and
 // handshake.
 func (r *Recorder) Connected(d int64) {
-	r.mu.Lock()
+	r.lock()
 	r.c.opened++
 	record(r.cum[hConnect], d)
 	record(r.ivl[hConnect], d)
-	r.mu.Unlock()
+	r.unlock()
 }
 
 // Opened counts a connection established with no handshake to time (a
 // connected UDP socket): it is not a connect-latency sample.
 func (r *Recorder) Opened() {
-	r.mu.Lock()
+	r.lock()
 	r.c.opened++
-	r.mu.Unlock()
+	r.unlock()
 }
 
 // ConnFailed counts a failed connection attempt of class c.
 func (r *Recorder) ConnFailed(c ErrorClass) {
-	r.mu.Lock()
+	r.lock()
 	r.c.failed++
 	r.c.errors[c]++
 	r.ic.errors[c]++
-	r.mu.Unlock()
+	r.unlock()
 }
 
 // ConnDropped counts an established connection lost to an error of class c.
 func (r *Recorder) ConnDropped(c ErrorClass) {
-	r.mu.Lock()
+	r.lock()
 	r.c.dropped++
 	r.c.errors[c]++
 	r.ic.errors[c]++
-	r.mu.Unlock()
+	r.unlock()
 }
 
 // ConnClosed counts a connection closed by sockbench.
 func (r *Recorder) ConnClosed() {
-	r.mu.Lock()
+	r.lock()
 	r.c.closed++
-	r.mu.Unlock()
+	r.unlock()
 }
 
 // Error counts an error of class c that did not end a connection (a
 // protocol error on one UDP datagram, say).
 func (r *Recorder) Error(c ErrorClass) {
-	r.mu.Lock()
+	r.lock()
 	r.c.errors[c]++
 	r.ic.errors[c]++
-	r.mu.Unlock()
+	r.unlock()
 }
 
 // InFlight counts measured messages still awaited when the drain ended.
 func (r *Recorder) InFlight(n int64) {
-	r.mu.Lock()
+	r.lock()
 	r.c.inflight += n
-	r.mu.Unlock()
+	r.unlock()
 }
