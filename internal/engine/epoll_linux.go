@@ -186,6 +186,8 @@ const (
 	// maxDatagrams bounds the datagrams one loop pass reads from one UDP
 	// socket, so that one busy socket cannot starve the rest.
 	maxDatagrams = 64
+	// datagramSlots is how many datagrams one recvmmsg reads.
+	datagramSlots = 16
 )
 
 // Connection states.
@@ -229,12 +231,13 @@ type loop struct {
 	idx     int
 	poll    *poll.Poller
 	rec     *metrics.Recorder
-	rbuf    []byte    // the loop's read buffer
-	wbuf    []byte    // frames being built for one write
-	payload []byte    // the message template every connection of the loop builds in
-	conns   []*econn  // by fd
-	heap    []*econn  // open-loop connections by nextAt
-	sched   *schedule // the schedule the loop last acted on
+	rbuf    []byte          // the loop's read buffer
+	wbuf    []byte          // frames being built for one write
+	payload []byte          // the message template every connection of the loop builds in
+	dg      *poll.Datagrams // UDP receive slots, made on first use
+	conns   []*econn        // by fd
+	heap    []*econn        // open-loop connections by nextAt
+	sched   *schedule       // the schedule the loop last acted on
 	done    chan struct{}
 
 	inMu  sync.Mutex
@@ -646,12 +649,17 @@ func (l *loop) readable(c *econn, now int64) {
 	}
 }
 
-// readDatagrams reads up to maxDatagrams replies, each with its own
-// receive time.
+// readDatagrams reads up to maxDatagrams replies, in batches of
+// datagramSlots per recvmmsg; each batch has one receive time. A batch
+// shorter than the slots drained the socket, so no read is wasted on
+// EAGAIN.
 func (l *loop) readDatagrams(c *econn, now int64) {
+	if l.dg == nil {
+		l.dg = poll.NewDatagrams(datagramSlots, 65536)
+	}
 	wake := false
-	for range maxDatagrams {
-		m, err := poll.Read(c.fd, l.rbuf[:65536])
+	for range maxDatagrams / datagramSlots {
+		n, err := l.dg.Recv(c.fd)
 		if err != nil {
 			if !poll.Again(err) {
 				l.drop(c, err, now)
@@ -660,8 +668,14 @@ func (l *loop) readDatagrams(c *econn, now int64) {
 			break
 		}
 		now = l.e.clk.Now()
-		if c.reply(l.rbuf[:m], m, now, nil) {
-			wake = true
+		for i := range n {
+			p := l.dg.Payload(i)
+			if c.reply(p, len(p), now, nil) {
+				wake = true
+			}
+		}
+		if n < datagramSlots {
+			break
 		}
 	}
 	if wake && c.state == live {
