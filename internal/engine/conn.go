@@ -122,18 +122,25 @@ func (m *msgs) ensurePayload(size int) {
 // appendMsg frames the next message into buf and accounts it as sent at
 // now, scheduled for intended.
 func (m *msgs) appendMsg(buf []byte, intended, now int64) []byte {
+	before := len(buf)
+	buf = m.frame(buf, intended, now)
+	m.rec.SentAfter(intended, m.heldUntil, now, len(buf)-before)
+	return buf
+}
+
+// frame frames the next message into buf and puts it in the ring as sent
+// at now, scheduled for intended; the caller records it.
+func (m *msgs) frame(buf []byte, intended, now int64) []byte {
 	h := wire.Header{ConnID: m.id, Seq: m.sent, Intended: intended, Sent: now}
 	if m.text {
 		h.PutText(*m.payload)
 	} else {
 		h.Put(*m.payload)
 	}
-	before := len(buf)
 	buf = m.codec.Append(buf, *m.payload)
 	m.ring.add(m.sent, intended, now)
 	m.sent++
 	m.b.outstanding.Add(1)
-	m.rec.SentAfter(intended, m.heldUntil, now, len(buf)-before)
 	return buf
 }
 
@@ -352,11 +359,13 @@ func (m *msgs) appendDue(buf []byte, s *schedule, now int64, limit int) ([]byte,
 // which is both their intended and their send time.
 func (m *msgs) appendTopUp(buf []byte, r regime, limit int, now int64) ([]byte, int) {
 	m.ensurePayload(r.size)
+	before := len(buf)
 	n := 0
 	for n < limit && m.ring.pending < r.inflight {
-		buf = m.appendMsg(buf, now, now)
+		buf = m.frame(buf, now, now)
 		n++
 	}
+	m.rec.SentBatch(now, n, len(buf)-before)
 	return buf, n
 }
 

@@ -593,3 +593,42 @@ func loOf(v int64) int64 {
 	_ = h.RecordValue(v)
 	return h.Min()
 }
+
+// SentBatch counts as many Sent calls at one instant would, and a held
+// recorder counts without its lock.
+func TestRecorderSentBatchAndHold(t *testing.T) {
+	t.Parallel()
+	batch, single := metrics.NewSet(1), metrics.NewSet(1)
+	const start = 1000 * ms
+	batch.Win.SetStart(start)
+	single.Win.SetStart(start)
+	rb, rs := batch.Recorder(0), single.Recorder(0)
+	rb.Hold()
+	rb.SentBatch(start-ms, 3, 300) // warm-up
+	rb.SentBatch(start+ms, 5, 500)
+	rb.SentBatch(start+2*ms, 0, 0) // nothing
+	rb.Release()
+	for range 3 {
+		rs.Sent(start-ms, start-ms, 100)
+	}
+	for range 5 {
+		rs.Sent(start+ms, start+ms, 100)
+	}
+	cb, hb := snapshot(t, batch)
+	cs, hs := snapshot(t, single)
+	for _, tc := range []struct {
+		name      string
+		got, want int64
+	}{
+		{"Sent", cb.Sent, cs.Sent},
+		{"WarmupSent", cb.WarmupSent, cs.WarmupSent},
+		{"BytesSent", cb.BytesSent, cs.BytesSent},
+		{"send_lag count", hb[result.SendLag].TotalCount(), hs[result.SendLag].TotalCount()},
+		{"send_lag max", hb[result.SendLag].Max(), hs[result.SendLag].Max()},
+		{"interval sent", batch.Interval().Sent, 8},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+}

@@ -111,14 +111,17 @@ func newRecorder(win *Window) *Recorder {
 	return r
 }
 
-func record(h *hdr.Histogram, v int64) {
+func record(h *hdr.Histogram, v int64) { recordN(h, v, 1) }
+
+// recordN records v n times, clamped to the histogram's range.
+func recordN(h *hdr.Histogram, v, n int64) {
 	if v < 0 {
 		v = 0
 	}
 	if v > result.HighestNs {
 		v = result.HighestNs
 	}
-	_ = h.RecordValue(v) // cannot fail inside the clamped range
+	_ = h.RecordValues(v, n) // cannot fail inside the clamped range
 }
 
 // Sent counts one message of n bytes (framing included) handed to the kernel
@@ -144,6 +147,27 @@ func (r *Recorder) SentAfter(intended, from, sent int64, n int) {
 	r.ic.sent++
 	record(r.ivl[hSendLag], lag)
 	r.c.bytesSent += int64(n)
+	r.unlock()
+}
+
+// SentBatch counts msgs messages, bytes in all, that were scheduled for and
+// handed to the kernel at the same instant, at (a closed loop's top-up):
+// the same as msgs calls of Sent(at, at, ...), with one lock.
+func (r *Recorder) SentBatch(at int64, msgs, bytes int) {
+	if msgs <= 0 {
+		return
+	}
+	n := int64(msgs)
+	r.lock()
+	if r.win.Measured(at) {
+		r.c.sent += n
+		recordN(r.cum[hSendLag], 0, n)
+	} else {
+		r.c.warmSent += n
+	}
+	r.ic.sent += n
+	recordN(r.ivl[hSendLag], 0, n)
+	r.c.bytesSent += int64(bytes)
 	r.unlock()
 }
 
