@@ -60,7 +60,7 @@ func NewEpoll(cfg Config) (*Epoll, error) {
 			return nil, err
 		}
 		l := &loop{
-			e: e, idx: i, poll: p, rec: cfg.Set.Recorder(i),
+			e: e, idx: i, poll: p, rec: cfg.Set.Recorder(i), hold: cfg.Set.Len() > n,
 			rbuf: make([]byte, loopReadBuffer), done: make(chan struct{}),
 			sched: e.sched.Load(),
 		}
@@ -103,7 +103,7 @@ func (e *Epoll) Scale(ctx context.Context, n int, rate float64) error {
 // open dials connection id and hands it to its loop.
 func (e *Epoll) open(ctx context.Context, id uint32) {
 	l := e.loops[int(id)%len(e.loops)]
-	d, rec, at, ok := dialRecorded(ctx, &e.base, id, l.rec)
+	d, rec, at, ok := dialRecorded(ctx, &e.base, id, e.dialRecorder(id))
 	if !ok {
 		return
 	}
@@ -121,7 +121,7 @@ func (e *Epoll) open(ctx context.Context, id uint32) {
 		return
 	}
 	c := &econn{l: l, fd: fd, hidx: -1, tail: d.leftover}
-	c.msgs.init(&e.base, id, rec, at, &l.payload)
+	c.msgs.init(&e.base, id, l.rec, at, &l.payload)
 	e.mu.Lock()
 	if e.closing {
 		e.mu.Unlock()
@@ -133,6 +133,16 @@ func (e *Epoll) open(ctx context.Context, id uint32) {
 	e.set.AddOpen(1)
 	e.mu.Unlock()
 	l.post(cmd{op: opAdd, c: c})
+}
+
+// dialRecorder is where connection id's dial is recorded: a recorder no
+// loop owns, if the set has one, so that loops can hold theirs.
+func (e *Epoll) dialRecorder(id uint32) *metrics.Recorder {
+	n := len(e.loops)
+	if spare := e.set.Len() - n; spare > 0 {
+		return e.set.Recorder(n + int(id)%spare)
+	}
+	return e.set.Recorder(int(id))
 }
 
 // syscallConn is a connection whose socket a loop can take over.
@@ -230,7 +240,8 @@ type loop struct {
 	e       *Epoll
 	idx     int
 	poll    *poll.Poller
-	rec     *metrics.Recorder
+	rec     *metrics.Recorder // the loop's own; held while the loop is awake (if hold)
+	hold    bool
 	rbuf    []byte          // the loop's read buffer
 	wbuf    []byte          // frames being built for one write
 	payload []byte          // the message template every connection of the loop builds in
@@ -265,9 +276,11 @@ func (l *loop) run() {
 	defer close(l.done)
 	clk := l.e.clk
 	for {
+		l.holdRecorder(true)
 		l.handleInbox()
 		if l.quitting {
 			l.closeAll()
+			l.holdRecorder(false)
 			return
 		}
 		now := clk.Now()
@@ -285,6 +298,7 @@ func (l *loop) run() {
 		}
 		before := clk.Now()
 		timeout := l.timeout(before)
+		l.holdRecorder(false)
 		evs, err := l.poll.Wait(timeout)
 		if timeout > 0 && len(evs) == 0 {
 			// How late did the kernel wake us? Learn it, and wake that
@@ -297,24 +311,42 @@ func (l *loop) run() {
 			time.Sleep(time.Millisecond)
 			continue
 		}
-		if len(evs) == 0 {
+		if len(evs) > 0 {
+			l.holdRecorder(true)
+			l.events(evs, clk.Now())
+			l.holdRecorder(false)
+		}
+	}
+}
+
+// events handles what one wait reported.
+func (l *loop) events(evs []poll.Event, now int64) {
+	for i := range evs {
+		ev := evs[i].Events
+		fd := poll.FD(&evs[i])
+		if fd >= len(l.conns) || l.conns[fd] == nil {
 			continue
 		}
-		now = clk.Now()
-		for i := range evs {
-			ev := evs[i].Events
-			fd := poll.FD(&evs[i])
-			if fd >= len(l.conns) || l.conns[fd] == nil {
-				continue
-			}
-			c := l.conns[fd]
-			if ev&poll.Out != 0 && c.queued() > 0 {
-				l.flush(c, now)
-			}
-			if c.state != closed && ev&(poll.In|poll.Err|poll.Hup|poll.RdHup) != 0 {
-				l.readable(c, now)
-			}
+		c := l.conns[fd]
+		if ev&poll.Out != 0 && c.queued() > 0 {
+			l.flush(c, now)
 		}
+		if c.state != closed && ev&(poll.In|poll.Err|poll.Hup|poll.RdHup) != 0 {
+			l.readable(c, now)
+		}
+	}
+}
+
+// holdRecorder takes or lets go of the loop's recorder: held while the loop
+// works, every message is recorded without locking; let go while it sleeps,
+// so that the per-second roll-up is never kept waiting long.
+func (l *loop) holdRecorder(on bool) {
+	switch {
+	case !l.hold:
+	case on:
+		l.rec.Hold()
+	default:
+		l.rec.Release()
 	}
 }
 

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Records the figures of results/engine.md. Run from the repository root on
-# an otherwise idle machine:  sh results/engine/measure.sh
+# an otherwise idle machine:  sh results/engine/measure.sh [SECTION...]
+# Sections: hold connect throughput floor steady (default: all, about 9 min).
 # Needs sockperf (apt-get install sockperf). Writes results/engine/*.txt.
 set -u
 out=results/engine
@@ -8,6 +9,7 @@ go build -o /tmp/sockbench ./cmd/sockbench || exit 1
 sb=/tmp/sockbench
 rss() { awk '/VmRSS/ {print $2}' /proc/$1/status; }  # KiB
 
+hold() {
 # 1. Hold: server and client in separate processes.
 $sb serve --ws 127.0.0.1:18080 > $out/hold-server.txt 2>&1 &
 srv=$!
@@ -22,7 +24,9 @@ wait $cli
 echo "client exit code: $?" >> $out/hold.txt
 kill -INT $srv; wait $srv
 sleep 65 # let TIME_WAIT sockets clear
+}
 
+connect() {
 # 5. Connect rate: 19,000 WebSocket handshakes at 12,000/s.
 $sb serve --ws 127.0.0.1:18080 > /dev/null 2>&1 &
 srv=$!
@@ -31,7 +35,9 @@ $sb run idle --conns 19000 --connect-rate 12000 --warmup 1s --duration 3s --targ
 	--out $out/connect.json > $out/connect.txt 2>&1
 kill -INT $srv; wait $srv
 sleep 65
+}
 
+throughput() {
 # 2. Throughput: both engines against one server process, alternating.
 $sb serve --ws 127.0.0.1:18080 > /dev/null 2>&1 &
 srv=$!
@@ -45,7 +51,9 @@ for i in 1 2 3 4 5; do
 	done
 done
 kill -INT $srv; wait $srv
+}
 
+floor() {
 # 3. Latency floor: sockperf ping-pong and sockbench ping against their own servers.
 sockperf sr --tcp -i 127.0.0.1 -p 11111 > /dev/null 2>&1 &
 sp1=$!
@@ -66,6 +74,13 @@ for i in 1 2 3; do
 	$sb run ping-udp --quiet --target udp://127.0.0.1:19001 --out $out/floor-udp-$i.json >> $out/floor.txt 2>&1
 done
 kill $sp1 $sp2; kill -INT $srv; wait
+}
 
+steady() {
 # 4. Allocations: the steady-state engine benchmarks.
 go test -run '^$' -bench Steady -benchtime 2s -count 3 . > $out/steady.txt 2>&1
+}
+
+for section in ${@:-hold connect throughput floor steady}; do
+	$section
+done
