@@ -38,42 +38,60 @@ sleep 65
 }
 
 throughput() {
-# 2. Throughput: both engines against one server process, alternating.
-$sb serve --ws 127.0.0.1:18080 > /dev/null 2>&1 &
-srv=$!
-sleep 1
+# 2. Throughput: both engines against one server process, alternating; first
+# with default loops everywhere, then with one loop for the server and one
+# for the epoll client (half the cores each).
 : > $out/throughput.txt
-for i in 1 2 3 4 5; do
-	for e in epoll goroutine; do
-		echo "== run $i, --engine $e" >> $out/throughput.txt
-		$sb run throughput --engine $e --warmup 1s --duration 5s --quiet --target ws://127.0.0.1:18080/ \
-			--out $out/throughput-$e-$i.json >> $out/throughput.txt 2>&1
+for cfg in default oneloop; do
+	sloops=""; cloops=""
+	if [ $cfg = oneloop ]; then sloops="--loops 1"; cloops="--loops 1"; fi
+	$sb serve $sloops --ws 127.0.0.1:18080 > /dev/null 2>&1 &
+	srv=$!
+	sleep 1
+	for i in 1 2 3 4 5; do
+		for e in epoll goroutine; do
+			l=""
+			if [ $e = epoll ]; then l=$cloops; fi
+			echo "== $cfg run $i, serve $sloops, run --engine $e $l" >> $out/throughput.txt
+			$sb run throughput --engine $e $l --warmup 1s --duration 5s --quiet --target ws://127.0.0.1:18080/ \
+				--out $out/throughput-$cfg-$e-$i.json >> $out/throughput.txt 2>&1
+		done
 	done
+	kill -INT $srv; wait $srv
 done
-kill -INT $srv; wait $srv
 }
 
 floor() {
-# 3. Latency floor: sockperf ping-pong and sockbench ping against their own servers.
-sockperf sr --tcp -i 127.0.0.1 -p 11111 > /dev/null 2>&1 &
-sp1=$!
-sockperf sr -i 127.0.0.1 -p 11112 > /dev/null 2>&1 &
-sp2=$!
-$sb serve --tcp 127.0.0.1:19000 --udp 127.0.0.1:19001 > /dev/null 2>&1 &
-srv=$!
-sleep 1
+# 3. Latency floor: sockperf ping-pong and sockbench ping against their own
+# servers, with the processes wherever the kernel puts them, then pinned to
+# one core (client and server on CPU 0), then apart (client CPU 0, server
+# CPU 1). Three 5 s runs of each, interleaved.
 : > $out/floor.txt
-for i in 1 2 3; do
-	echo "== run $i: sockperf tcp" >> $out/floor.txt
-	sockperf pp --tcp -i 127.0.0.1 -p 11111 -m 64 -t 10 --full-rtt >> $out/floor.txt 2>&1
-	echo "== run $i: sockbench ping-tcp" >> $out/floor.txt
-	$sb run ping-tcp --quiet --target tcp://127.0.0.1:19000 --out $out/floor-tcp-$i.json >> $out/floor.txt 2>&1
-	echo "== run $i: sockperf udp" >> $out/floor.txt
-	sockperf pp -i 127.0.0.1 -p 11112 -m 64 -t 10 --full-rtt >> $out/floor.txt 2>&1
-	echo "== run $i: sockbench ping-udp" >> $out/floor.txt
-	$sb run ping-udp --quiet --target udp://127.0.0.1:19001 --out $out/floor-udp-$i.json >> $out/floor.txt 2>&1
+for place in free same apart; do
+	cpin=""; spin=""
+	case $place in
+	same) cpin="taskset -c 0"; spin="taskset -c 0" ;;
+	apart) cpin="taskset -c 0"; spin="taskset -c 1" ;;
+	esac
+	$spin sockperf sr --tcp -i 127.0.0.1 -p 11111 > /dev/null 2>&1 &
+	sp1=$!
+	$spin sockperf sr -i 127.0.0.1 -p 11112 > /dev/null 2>&1 &
+	sp2=$!
+	$spin $sb serve --tcp 127.0.0.1:19000 --udp 127.0.0.1:19001 > /dev/null 2>&1 &
+	srv=$!
+	sleep 1
+	for i in 1 2 3; do
+		echo "== $place $i: sockperf tcp" >> $out/floor.txt
+		$cpin sockperf pp --tcp -i 127.0.0.1 -p 11111 -m 64 -t 5 --full-rtt >> $out/floor.txt 2>&1
+		echo "== $place $i: sockbench ping-tcp" >> $out/floor.txt
+		$cpin $sb run ping-tcp --duration 5s --quiet --target tcp://127.0.0.1:19000 --out $out/floor-$place-tcp-$i.json >> $out/floor.txt 2>&1
+		echo "== $place $i: sockperf udp" >> $out/floor.txt
+		$cpin sockperf pp -i 127.0.0.1 -p 11112 -m 64 -t 5 --full-rtt >> $out/floor.txt 2>&1
+		echo "== $place $i: sockbench ping-udp" >> $out/floor.txt
+		$cpin $sb run ping-udp --duration 5s --quiet --target udp://127.0.0.1:19001 --out $out/floor-$place-udp-$i.json >> $out/floor.txt 2>&1
+	done
+	kill $sp1 $sp2; kill -INT $srv; wait
 done
-kill $sp1 $sp2; kill -INT $srv; wait
 }
 
 steady() {
