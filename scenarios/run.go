@@ -59,7 +59,7 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 	}
 	// Recorders: shards for the goroutine engine's connections, plus one per
 	// event loop so that loops own theirs outright.
-	set := metrics.NewSet(4*runtime.GOMAXPROCS(0) + opts.Loops)
+	set := metrics.NewSet(4*engine.CPUs() + opts.Loops)
 	clk := engine.NewClock()
 	startedAt := time.Now()
 	eng, err := engine.New(opts.Engine, engine.Config{Plan: p, Set: set, Clock: clk, Logf: opts.Logf, Loops: opts.Loops})
@@ -236,7 +236,7 @@ func environment(opts RunOptions) result.Env {
 	host, _ := os.Hostname()
 	return result.Env{
 		Sockbench: opts.Version, Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
-		Host: host, CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), OpenFiles: opts.OpenFiles,
+		Host: host, CPUs: runtime.NumCPU(), GOMAXPROCS: engine.CPUs(), OpenFiles: opts.OpenFiles,
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sockbench/sockbench/internal/poll"
 )
 
 // nanosleep sleeps d on this thread without involving Go's timers.
@@ -26,3 +28,8 @@ func bindNoPort(network, address string, c syscall.RawConn) error {
 	}
 	return serr
 }
+
+// CPUs is GOMAXPROCS not counting the Ps reserved for event loops (the
+// engine's and the reference server's): the parallelism the program was
+// given.
+func CPUs() int { return poll.CPUs() }

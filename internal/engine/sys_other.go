@@ -3,6 +3,7 @@
 package engine
 
 import (
+	"runtime"
 	"syscall"
 	"time"
 )
@@ -12,3 +13,6 @@ func nanosleep(d time.Duration) { time.Sleep(d) }
 
 // bindNoPort does nothing where IP_BIND_ADDRESS_NO_PORT does not exist.
 func bindNoPort(network, address string, c syscall.RawConn) error { return nil }
+
+// CPUs is GOMAXPROCS; there are no event loops here.
+func CPUs() int { return runtime.GOMAXPROCS(0) }
