@@ -64,7 +64,7 @@ func dial(ctx context.Context, t plan.Target, timeout time.Duration, id uint32) 
 // to a loopback target are spread over: 127.0.0.1 to 127.0.0.64.
 const loopbackSources = 64
 
-// netDialer returns the dialer for connection id. To an IPv4 loopback
+// netDialer returns the dialer for connection id. On Linux, to an IPv4 loopback
 // target, connections come from loopbackSources different source
 // addresses, with the port left for connect to choose
 // (IP_BIND_ADDRESS_NO_PORT). Linux picks connect's ephemeral ports from one
@@ -79,7 +79,7 @@ func netDialer(t plan.Target, id uint32) *net.Dialer {
 		return d
 	}
 	ip := net.ParseIP(host).To4()
-	if ip == nil || !ip.IsLoopback() {
+	if !spreadLoopback || ip == nil || !ip.IsLoopback() {
 		return d
 	}
 	src := net.IPv4(127, 0, 0, byte(1+id%loopbackSources))

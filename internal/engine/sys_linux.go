@@ -33,3 +33,7 @@ func bindNoPort(network, address string, c syscall.RawConn) error {
 // engine's and the reference server's): the parallelism the program was
 // given.
 func CPUs() int { return poll.CPUs() }
+
+// spreadLoopback: all of 127.0.0.0/8 is loopback here, so connections to a
+// loopback target can come from many source addresses (see netDialer).
+const spreadLoopback = true

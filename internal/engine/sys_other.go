@@ -16,3 +16,6 @@ func bindNoPort(network, address string, c syscall.RawConn) error { return nil }
 
 // CPUs is GOMAXPROCS; there are no event loops here.
 func CPUs() int { return runtime.GOMAXPROCS(0) }
+
+// spreadLoopback is false: elsewhere only 127.0.0.1 may be configured.
+const spreadLoopback = false
