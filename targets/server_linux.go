@@ -53,7 +53,6 @@ const (
 	kindFree        kind = iota // recycled
 	kindWSListener              // the WebSocket listening socket
 	kindTCPListener             // the TCP listening socket
-	kindUDP                     // the UDP socket
 	kindWSHandshake             // accepted, upgrade request not complete yet
 	kindWS                      // upgraded: frames
 	kindTCP                     // TCP echo
@@ -74,14 +73,17 @@ const (
 	nCounters
 )
 
-// backend is the epoll server: Config.Loops event loops.
+// backend is the epoll server: Config.Loops event loops, and a thread of
+// its own for the UDP socket.
 type backend struct {
-	loops    []*loop
-	upgrader ws.Upgrader
-	epoch    time.Time   // loops' clocks count from here
-	stopping atomic.Bool // Close has begun
-	wg       sync.WaitGroup
-	release  func() // gives back the Ps reserved for the loops (poll.Reserve)
+	loops       []*loop
+	udp         *udpServer // nil if UDP is off
+	udpCloseErr error      // from closing the UDP socket
+	upgrader    ws.Upgrader
+	epoch       time.Time   // loops' clocks count from here
+	stopping    atomic.Bool // Close has begun
+	wg          sync.WaitGroup
+	release     func() // gives back the Ps reserved for the loops and the UDP thread (poll.Reserve)
 }
 
 // loopStats are the counters a loop publishes for Stats, on cache lines of
@@ -113,9 +115,6 @@ type loop struct {
 	rbuf  []byte // the read buffer
 	obuf  []byte // replies to one read, written with one write
 	hs    upgradeIO
-	dg    *poll.Datagrams // nil unless the UDP socket is this loop's
-	udpLo int             // datagrams dg[udpLo:udpHi] wait to be echoed
-	udpHi int
 
 	now       int64 // loop clock: ns since epoch, read after each wait
 	nextSweep int64
@@ -138,8 +137,8 @@ type loop struct {
 	closeErr    error // from closing this loop's listeners
 }
 
-// start binds the listeners, builds the loops, gives each socket to one and
-// starts them.
+// start binds the listeners, builds the loops, gives each listener to one and
+// starts them, and starts the UDP thread.
 func (s *Server) start() error {
 	wsLn, tcpLn, udpConn, err := s.listenAll()
 	if err != nil {
@@ -172,12 +171,20 @@ func (s *Server) start() error {
 	if tcpLn != nil {
 		take(tcpLn.(*net.TCPListener), kindTCPListener)
 	}
+	udpFD := -1
 	if udpConn != nil {
-		take(udpConn, kindUDP)
+		if derr != nil {
+			_ = udpConn.Close()
+		} else {
+			udpFD, derr = poll.Detach(udpConn)
+		}
 	}
 	fail := func(err error) error {
 		for _, so := range socks {
 			_ = poll.Close(so.fd)
+		}
+		if udpFD >= 0 {
+			_ = poll.Close(udpFD)
 		}
 		for _, l := range s.loops {
 			_ = l.p.Close()
@@ -195,21 +202,25 @@ func (s *Server) start() error {
 		}
 		s.loops = append(s.loops, &loop{s: s, p: p, rbuf: make([]byte, readBufferSize), pub: new(loopStats)})
 	}
-	// Spread the sockets over the loops: with two loops the UDP socket shares
-	// a loop with the WebSocket listener, which is busy only while accepting.
 	for i, so := range socks {
-		l := s.loops[i%len(s.loops)]
-		if so.kind == kindUDP {
-			l.dg = poll.NewDatagrams(udpSlots, udpBufferSize)
-		}
-		if err := l.register(so.fd, so.kind); err != nil {
+		if err := s.loops[i%len(s.loops)].register(so.fd, so.kind); err != nil {
 			return fail(fmt.Errorf("targets: epoll: %w", err))
 		}
 	}
-	s.release = poll.Reserve(len(s.loops))
-	s.wg.Add(len(s.loops))
+	threads := len(s.loops)
+	if udpFD >= 0 {
+		if s.udp, err = newUDPServer(s, udpFD); err != nil {
+			return fail(fmt.Errorf("targets: udp: %w", err))
+		}
+		threads++
+	}
+	s.release = poll.Reserve(threads)
+	s.wg.Add(threads)
 	for _, l := range s.loops {
 		go l.run()
+	}
+	if s.udp != nil {
+		go s.udp.run()
 	}
 	return nil
 }
@@ -223,10 +234,16 @@ type detachable interface {
 // stats sums the loops' published counters.
 func (s *Server) stats() Stats {
 	var v [nCounters]int64
-	for _, l := range s.loops {
+	add := func(pub *loopStats) {
 		for i := range v {
-			v[i] += l.pub.v[i].Load()
+			v[i] += pub.v[i].Load()
 		}
+	}
+	for _, l := range s.loops {
+		add(l.pub)
+	}
+	if s.udp != nil {
+		add(s.udp.pub)
 	}
 	return Stats{
 		ConnsAccepted:       v[cAccepted],
@@ -241,11 +258,17 @@ func (s *Server) stats() Stats {
 	}
 }
 
-// stop makes every loop close its sockets and return, and waits for them.
+// stop makes every loop, and the UDP thread, close its sockets and return,
+// and waits for them.
 func (s *Server) stop() error {
 	s.stopping.Store(true)
 	for _, l := range s.loops {
 		l.p.Wake()
+	}
+	if s.udp != nil {
+		if err := poll.Unblock(s.udp.fd); err != nil {
+			s.logf("targets: udp shutdown: %v", err) // it still stops within udpTimeout
+		}
 	}
 	s.wg.Wait()
 	if s.release != nil {
@@ -256,7 +279,7 @@ func (s *Server) stop() error {
 			return l.closeErr
 		}
 	}
-	return nil
+	return s.udpCloseErr
 }
 
 // run is the loop's goroutine: wait for ready sockets, serve them, sweep
@@ -292,8 +315,6 @@ func (l *loop) run() {
 			switch c.kind {
 			case kindWSListener, kindTCPListener:
 				l.accept(c)
-			case kindUDP:
-				l.udpEvent(c, evs[i].Events)
 			default:
 				l.connEvent(c, evs[i].Events)
 			}
@@ -378,7 +399,7 @@ func (l *loop) shutdown() {
 	for i := len(l.list) - 1; i >= 0; i-- {
 		c := l.list[i]
 		switch c.kind {
-		case kindWSListener, kindTCPListener, kindUDP:
+		case kindWSListener, kindTCPListener:
 			if err := poll.Close(int(c.fd)); err != nil && l.closeErr == nil {
 				l.closeErr = fmt.Errorf("targets: close listener: %w", err)
 			}

@@ -3,75 +3,123 @@
 package targets
 
 import (
+	"fmt"
+	"time"
+
 	"github.com/sockbench/sockbench/internal/poll"
 )
 
-// maxUDPBatches bounds the recvmmsg calls per readiness event.
-const maxUDPBatches = 8
+// udpTimeout bounds how long the UDP thread stays blocked in one call, so
+// that it notices Close even if the wake-up (poll.Unblock) were lost.
+const udpTimeout = 100 * time.Millisecond
 
-// udpEvent serves the UDP socket: it echoes what is waiting from the last
-// batch once the socket is writable, then reads batches of datagrams and
-// echoes each to its source with one sendmmsg per batch. One loop owns the
-// socket, so datagrams from one source are echoed in the order they came.
-func (l *loop) udpEvent(c *conn, ev uint32) {
-	if l.udpLo < l.udpHi {
-		if ev&(poll.Out|poll.Err) == 0 || !l.echoUDP(c) {
-			return
+// udpServer serves the UDP socket on a thread of its own, without epoll: it
+// blocks in recvmmsg for a batch of datagrams and echoes each to its source
+// with one sendmmsg per batch, one wake-up and two system calls per batch.
+// One thread owns the socket, so datagrams from one source are echoed in the
+// order they came.
+type udpServer struct {
+	s       *Server
+	fd      int // blocking (poll.Block)
+	dg      *poll.Datagrams
+	st      [nCounters]int64 // counted since the last publish
+	pub     *loopStats
+	lastLog time.Time
+}
+
+// newUDPServer makes the detached UDP socket fd blocking for a udpServer.
+func newUDPServer(s *Server, fd int) (*udpServer, error) {
+	if err := poll.Block(fd, udpTimeout); err != nil {
+		return nil, err
+	}
+	return &udpServer{s: s, fd: fd, dg: poll.NewDatagrams(udpSlots, udpBufferSize), pub: new(loopStats)}, nil
+}
+
+// run is the UDP thread: read a batch, count it, echo it; until Close.
+func (u *udpServer) run() {
+	defer u.s.wg.Done()
+	poll.LockThread()
+	for !u.s.stopping.Load() {
+		n, err := u.dg.RecvWait(u.fd)
+		if u.s.stopping.Load() {
+			break // what was read may be stop's wake-up, not a datagram
 		}
-		l.interest(c, poll.In)
-	}
-	if ev&(poll.In|poll.Err) == 0 {
-		return
-	}
-	for range maxUDPBatches {
-		n, err := l.dg.Recv(int(c.fd))
 		if err != nil {
-			if !poll.Again(err) {
-				l.st[cIOErrors]++
-				l.logf("targets: udp read: %v", err)
+			if !poll.Again(err) { // EAGAIN: nothing within udpTimeout
+				u.st[cIOErrors]++
+				u.logf("targets: udp read: %v", err)
+				u.publish()
 			}
-			return
+			continue
 		}
 		for i := range n {
-			size := int64(len(l.dg.Payload(i)))
-			l.st[cBytesIn] += size
+			size := int64(len(u.dg.Payload(i)))
+			u.st[cBytesIn] += size
 			// Counted before they are sent, so that a client that has its
 			// echo finds it counted.
-			l.st[cDatagrams]++
-			l.st[cBytesOut] += size
+			u.st[cDatagrams]++
+			u.st[cBytesOut] += size
 		}
-		l.udpLo, l.udpHi = 0, n
-		if !l.echoUDP(c) {
-			l.interest(c, poll.Out)
-			return
+		u.publish()
+		u.echo(n)
+	}
+	if err := poll.Close(u.fd); err != nil {
+		u.s.udpCloseErr = fmt.Errorf("targets: close listener: %w", err)
+	}
+}
+
+// echo sends the n datagrams of the last batch back to their sources. While
+// the socket's buffer is full it waits for room (until Close), so a slow
+// reader holds the server back rather than growing its memory. A datagram
+// that cannot be sent is dropped and counted as an error instead of echoed,
+// as are those still unsent at Close.
+func (u *udpServer) echo(n int) {
+	for lo := 0; lo < n; {
+		m, err := u.dg.EchoWait(u.fd, lo, n)
+		lo += m
+		if err == nil {
+			break
 		}
-		if n < udpSlots {
-			return
+		if u.s.stopping.Load() {
+			for ; lo < n; lo++ {
+				u.uncount(lo)
+			}
+			break
+		}
+		if poll.Again(err) {
+			continue
+		}
+		u.uncount(lo)
+		u.st[cIOErrors]++
+		u.logf("targets: udp write: %v", err)
+		lo++
+	}
+	u.publish()
+}
+
+// uncount takes datagram i of the last batch, which was not sent, out of the
+// echoed counts.
+func (u *udpServer) uncount(i int) {
+	size := int64(len(u.dg.Payload(i)))
+	u.st[cDatagrams]--
+	u.st[cBytesOut] -= size
+}
+
+// publish adds what the UDP thread has counted since the last publish to its
+// published counters.
+func (u *udpServer) publish() {
+	for i, v := range u.st {
+		if v != 0 {
+			u.pub.v[i].Add(v)
+			u.st[i] = 0
 		}
 	}
 }
 
-// echoUDP sends the datagrams waiting in l.dg back to their sources. It
-// reports false if the socket's buffer filled first (the rest wait for the
-// socket to be writable). A datagram that cannot be sent is dropped and
-// counted as an error instead of echoed.
-func (l *loop) echoUDP(c *conn) bool {
-	l.publish()
-	for l.udpLo < l.udpHi {
-		n, err := l.dg.Echo(int(c.fd), l.udpLo, l.udpHi)
-		l.udpLo += n
-		if err == nil {
-			break
-		}
-		if poll.Again(err) {
-			return false
-		}
-		size := int64(len(l.dg.Payload(l.udpLo)))
-		l.st[cDatagrams]--
-		l.st[cBytesOut] -= size
-		l.st[cIOErrors]++
-		l.logf("targets: udp write: %v", err)
-		l.udpLo++
+// logf logs a rare event, at most once a second.
+func (u *udpServer) logf(format string, args ...any) {
+	if now := time.Now(); now.Sub(u.lastLog) >= time.Second {
+		u.lastLog = now
+		u.s.logf(format, args...)
 	}
-	return true
 }

@@ -51,13 +51,16 @@ func NewDatagrams(slots, size int) *Datagrams {
 // Recv reads as many datagrams as are queued on the non-blocking socket fd,
 // up to the number of slots, and returns how many it read. It returns
 // unix.EAGAIN when none is queued. The previous batch is forgotten.
-func (d *Datagrams) Recv(fd int) (int, error) {
+func (d *Datagrams) Recv(fd int) (int, error) { return d.recv(fd, unix.MSG_DONTWAIT) }
+
+// recv is Recv with recvmmsg flags flags.
+func (d *Datagrams) recv(fd int, flags uintptr) (int, error) {
 	for i := range d.hdrs {
 		d.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrAny
 		d.hdrs[i].Hdr.Flags = 0
 		d.iovs[i].SetLen(d.size)
 	}
-	n, err := mmsg(unix.SYS_RECVMMSG, fd, &d.hdrs[0], len(d.hdrs))
+	n, err := sockCall(unix.SYS_RECVMMSG, fd, unsafe.Pointer(&d.hdrs[0]), uintptr(len(d.hdrs)), flags)
 	if err != nil {
 		return 0, err
 	}
@@ -77,26 +80,25 @@ func (d *Datagrams) Payload(i int) []byte { return d.bufs[i][:d.iovs[i].Len] }
 // (send the rest when fd is writable), or the error that stopped the first
 // unsent datagram.
 func (d *Datagrams) Echo(fd int, from, to int) (int, error) {
+	return d.echo(fd, from, to, unix.MSG_DONTWAIT)
+}
+
+// echo is Echo with sendmmsg flags flags.
+func (d *Datagrams) echo(fd int, from, to int, flags uintptr) (int, error) {
 	if from >= to {
 		return 0, nil
 	}
-	n, err := mmsg(unix.SYS_SENDMMSG, fd, &d.hdrs[from], to-from)
+	n, err := sockCall(unix.SYS_SENDMMSG, fd, unsafe.Pointer(&d.hdrs[from]), uintptr(to-from), flags)
 	if err != nil {
 		return 0, err
 	}
 	if n < to-from {
 		// sendmmsg stops short without saying why; asked again, it either
 		// sends more or fails on the first one with its error.
-		m, err := d.Echo(fd, from+n, to)
+		m, err := d.echo(fd, from+n, to, flags)
 		return n + m, err
 	}
 	return n, nil
-}
-
-// mmsg runs recvmmsg or sendmmsg (trap) on n headers from h without
-// blocking.
-func mmsg(trap uintptr, fd int, h *unix.Mmsghdr, n int) (int, error) {
-	return sockCall(trap, fd, unsafe.Pointer(h), uintptr(n), unix.MSG_DONTWAIT)
 }
 
 // sockCall runs socket system call trap with arguments fd, p, a2 and a3,
