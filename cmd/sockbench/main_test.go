@@ -17,12 +17,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sockbench/sockbench/internal/engine"
 	"github.com/sockbench/sockbench/internal/result"
 	"github.com/sockbench/sockbench/internal/wire"
 )
@@ -427,6 +429,11 @@ phases:
 		{"too many args", []string{"run", "echo", "echo-tcp"}, `run takes one scenario`},
 		{"no scenario", []string{"run"}, `run takes one scenario`},
 		{"unknown engine", []string{"run", "echo", "--engine", "warp"}, `--engine: unknown engine "warp"`},
+		{"zero loops", []string{"run", "echo", "--loops", "0"}, `--loops 0: want at least 1`},
+		{"epoll and wss", []string{"run", "echo", "--engine", "epoll", "--target", "wss://127.0.0.1:1/"}, `--engine epoll: the event loops do not speak TLS`},
+		{"inflight in open loop", []string{"run", "echo", "--inflight", "8"}, `--inflight: only applies to closed mode`},
+		{"zero inflight", []string{"run", "ping", "--inflight", "0"}, `--inflight: must be >= 1`},
+		{"serve zero loops", []string{"serve", "--loops", "0"}, `--loops`},
 		{"scheme against transport", []string{"run", "echo-tcp", "--target", "ws://127.0.0.1:1/"}, `--target: scheme ws:// does not match transport: tcp`},
 		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
 		{"scenarios with args", []string{"scenarios", "x"}, `takes no arguments`},
@@ -1004,5 +1011,44 @@ func TestRunResultUnwritable(t *testing.T) {
 	checkAccounting(t, r)
 	if r.Counters.Sent == 0 {
 		t.Errorf("fallback result has nothing measured: %+v", r.Counters)
+	}
+}
+
+// TestRunEngines: --engine and --loops choose the engine, the result says
+// which, and both count the same; Linux results carry memory figures.
+func TestRunEngines(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the epoll engine needs Linux")
+	}
+	for _, tc := range []struct {
+		args  []string
+		eng   string
+		loops int
+	}{
+		{[]string{"--engine", "epoll", "--loops", "1"}, "epoll", 1},
+		{nil, "epoll", engine.CPUs()}, // the default on Linux: one loop per CPU
+		{[]string{"--engine", "goroutine"}, "goroutine", 0},
+	} {
+		t.Run(strings.Join(append([]string{tc.eng}, tc.args...), " "), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "r.json")
+			args := append(append([]string{"run", "echo-tcp", "--out", out}, short...), tc.args...)
+			code, _, stderr := runCLI(t, args...)
+			if code != exitOK {
+				t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
+			}
+			if !strings.Contains(stderr, "open-files limit") {
+				t.Errorf("stderr does not say what the open-files limit allows:\n%s", stderr)
+			}
+			r := readResult(t, out)
+			checkAccounting(t, r)
+			checkSent(t, r)
+			if r.Plan.Engine != tc.eng || r.Plan.Loops != tc.loops {
+				t.Errorf("engine %q with %d loops, want %q with %d", r.Plan.Engine, r.Plan.Loops, tc.eng, tc.loops)
+			}
+			if s := r.Self; s.PeakConns != shortConns || s.RSSStartBytes <= 0 || s.RSSPeakBytes <= 0 {
+				t.Errorf("memory: peak conns %d, rss start %d, at peak %d; want %d conns and both set",
+					s.PeakConns, s.RSSStartBytes, s.RSSPeakBytes, shortConns)
+			}
+		})
 	}
 }
