@@ -252,6 +252,8 @@ type loop struct {
 	wbuf    []byte          // frames being built for one write
 	payload []byte          // the message template every connection of the loop builds in
 	dg      *poll.Datagrams // UDP receive slots, made on first use
+	batch   poll.Batch      // UDP sends
+	ends    []int           // where each datagram of a batch ends in wbuf
 	conns   []*econn        // by fd
 	heap    []*econn        // open-loop connections by nextAt
 	sched   *schedule       // the schedule the loop last acted on
@@ -459,18 +461,18 @@ func (l *loop) service(c *econn, now int64) {
 		return
 	}
 	s := l.sched
+	if c.udp {
+		l.serviceDatagrams(c, s, now)
+		return
+	}
 	buf := c.appendPong(l.wbuf[:0])
 	if len(buf) > 0 && !l.write(c, buf, now) {
 		return
 	}
-	limit := maxBatch
-	if c.udp {
-		limit = 1
-	}
 	if l.e.p.Mode == plan.Open {
 		for sent := 0; sent < maxBatch; {
 			var n int
-			buf, n = c.appendDue(l.wbuf[:0], s, now, limit)
+			buf, n = c.appendDue(l.wbuf[:0], s, now, maxBatch)
 			if n == 0 {
 				break
 			}
@@ -491,12 +493,9 @@ func (l *loop) service(c *econn, now int64) {
 		return
 	}
 	r := s.regimes[s.regimeFor(now)]
-	if !c.udp {
-		limit = math.MaxInt // one write for the whole window
-	}
 	for {
 		var n int
-		buf, n = c.appendTopUp(l.wbuf[:0], r, limit, l.e.clk.Now())
+		buf, n = c.appendTopUp(l.wbuf[:0], r, math.MaxInt, l.e.clk.Now()) // one write for the whole window
 		if n == 0 {
 			return
 		}
@@ -540,9 +539,6 @@ func (l *loop) settleOwing(c *econn) {
 // write sends b on c, or queues it behind output already queued. It returns
 // false if the connection failed (and was dropped).
 func (l *loop) write(c *econn, b []byte, now int64) bool {
-	if c.udp {
-		return l.writeDatagram(c, b, now)
-	}
 	if c.queued() > 0 {
 		c.out = append(c.out, b...)
 		return true
@@ -560,24 +556,85 @@ func (l *loop) write(c *econn, b []byte, now int64) bool {
 	return true
 }
 
-// writeDatagram sends one datagram; if the socket buffer is full it is
-// queued, length-prefixed, for EPOLLOUT.
-func (l *loop) writeDatagram(c *econn, b []byte, now int64) bool {
-	if c.queued() == 0 {
-		_, err := poll.Write(c.fd, b)
-		if err == nil {
-			return true
+// serviceDatagrams is service for UDP: the datagrams due (open loop) or
+// owed (closed loop) now, up to datagramSlots per sendmmsg.
+func (l *loop) serviceDatagrams(c *econn, s *schedule, now int64) {
+	open := l.e.p.Mode == plan.Open
+	var r regime
+	if !open {
+		if now >= s.stopAt || len(s.regimes) == 0 {
+			return
 		}
-		if !poll.Again(err) {
+		r = s.regimes[s.regimeFor(now)]
+	}
+	for sent := 0; sent < maxBatch; {
+		buf := l.wbuf[:0]
+		l.ends = l.ends[:0]
+		for len(l.ends) < datagramSlots {
+			var n int
+			if open {
+				buf, n = c.appendDue(buf, s, now, 1)
+			} else {
+				buf, n = c.appendTopUp(buf, r, 1, now)
+			}
+			if n == 0 {
+				break
+			}
+			l.ends = append(l.ends, len(buf))
+		}
+		l.wbuf = buf
+		if len(l.ends) == 0 {
+			break
+		}
+		sent += len(l.ends)
+		if !l.writeDatagrams(c, buf, l.ends, now) {
+			return
+		}
+		if c.queued() > 0 {
+			l.unheap(c)
+			return
+		}
+	}
+	if open {
+		l.rearm(c, s, now)
+	}
+}
+
+// writeDatagrams sends the datagrams buf[:ends[0]], buf[ends[0]:ends[1]],
+// ... with one sendmmsg. What the socket buffer cannot take is queued,
+// length-prefixed, for EPOLLOUT. It returns false if the connection failed.
+func (l *loop) writeDatagrams(c *econn, buf []byte, ends []int, now int64) bool {
+	sent := 0
+	if c.queued() == 0 {
+		var n int
+		var err error
+		if len(ends) == 1 {
+			// One datagram (a ping-pong): write is cheaper than sendmmsg.
+			if _, err = poll.Write(c.fd, buf[:ends[0]]); err == nil {
+				n = 1
+			}
+		} else {
+			n, err = l.batch.Send(c.fd, buf, ends)
+		}
+		sent = n
+		if err != nil && !poll.Again(err) {
 			l.drop(c, err, now)
 			return false
 		}
-		if !l.blocked(c, now) {
+		if sent < len(ends) && !l.blocked(c, now) {
 			return false
 		}
 	}
-	c.out = append(c.out, byte(len(b)>>24), byte(len(b)>>16), byte(len(b)>>8), byte(len(b)))
-	c.out = append(c.out, b...)
+	start := 0
+	if sent > 0 {
+		start = ends[sent-1]
+	}
+	for _, end := range ends[sent:] {
+		n := end - start
+		c.out = append(c.out, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+		c.out = append(c.out, buf[start:end]...)
+		start = end
+	}
 	return true
 }
 
