@@ -100,8 +100,23 @@ func Text(w io.Writer, r *result.Result) error {
 	for _, w := range r.Self.Warnings {
 		fmt.Fprintf(&b, "  note       %s\n", w)
 	}
+	checked := map[string]bool{}
+	for _, t := range r.Checks {
+		checked[t.Expr] = true
+		verdict := "FAIL"
+		if t.Pass {
+			verdict = "pass"
+		}
+		fmt.Fprintf(&b, "  threshold  %s  %s: %s", verdict, t.Expr, measured(t))
+		if t.Source != "" {
+			fmt.Fprintf(&b, " (%s)", t.Source)
+		}
+		b.WriteString("\n")
+	}
 	for _, t := range r.Thresholds {
-		fmt.Fprintf(&b, "  threshold  %s (declared; not evaluated by this version)\n", t)
+		if !checked[t] {
+			fmt.Fprintf(&b, "  threshold  %s (not checked)\n", t)
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -168,4 +183,19 @@ func bytesIEC(n int64) string {
 		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 	}
 	return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+}
+
+// measured formats a threshold's measured value in its unit, or why there
+// is none.
+func measured(t result.ThresholdResult) string {
+	if t.Reason != "" {
+		return "not measurable: " + t.Reason
+	}
+	switch t.Unit {
+	case "ns":
+		return "measured " + dur(int64(t.Measured))
+	case "ratio":
+		return fmt.Sprintf("measured %s%%", sig3(100*t.Measured))
+	}
+	return fmt.Sprintf("measured %s %s", sig3(t.Measured), t.Unit)
 }

@@ -227,10 +227,21 @@ func TestText(t *testing.T) {
 		},
 		{
 			name: "thresholds",
-			edit: func(r *result.Result) { r.Thresholds = []string{"p99 < 10ms", "errors == 0"} },
+			edit: func(r *result.Result) {
+				r.Thresholds = []string{"p99 < 10ms", "error_rate < 1%", "throughput > 5000", "connect.p99 < 1ms", "old"}
+				r.Checks = []result.ThresholdResult{
+					{Expr: "p99 < 10ms", Source: "s.yaml:9:5", Metric: "latency", Measured: 2.5e6, Unit: "ns", Pass: true},
+					{Expr: "error_rate < 1%", Metric: "error_rate", Measured: 0.0123, Unit: "ratio"},
+					{Expr: "throughput > 5000", Source: "--threshold", Metric: "throughput", Measured: 4321, Unit: "msg/s"},
+					{Expr: "connect.p99 < 1ms", Metric: "connect", Unit: "ns", Reason: "no connect samples"},
+				}
+			},
 			want: []string{
-				"  threshold  p99 < 10ms (declared; not evaluated by this version)\n",
-				"  threshold  errors == 0 (declared; not evaluated by this version)\n",
+				"  threshold  pass  p99 < 10ms: measured 2.50ms (s.yaml:9:5)\n",
+				"  threshold  FAIL  error_rate < 1%: measured 1.23%\n",
+				"  threshold  FAIL  throughput > 5000: measured 4321 msg/s (--threshold)\n",
+				"  threshold  FAIL  connect.p99 < 1ms: not measurable: no connect samples\n",
+				"  threshold  old (not checked)\n",
 			},
 		},
 		{

@@ -194,6 +194,11 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 			r.Self.RSSPerConnBytes = max(rssAtPeak-rss0, 0) / peakConns
 		}
 	}
+	// The gates: every threshold checked against the finished result. An
+	// interrupted run is checked too; the CLI still exits 3 for it.
+	for _, th := range spec.Thresholds {
+		r.Checks = append(r.Checks, th.Check(r))
+	}
 	return r, nil
 }
 

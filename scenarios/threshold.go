@@ -2,8 +2,11 @@ package scenarios
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
+
+	"github.com/sockbench/sockbench/internal/result"
 )
 
 // Threshold is a pass/fail condition on a run's results, written
@@ -283,4 +286,82 @@ func splitNumber(s string) (float64, string, bool) {
 		return 0, "", false
 	}
 	return v, s[i:], true
+}
+
+// Check measures t's metric in r and compares it. A metric that cannot be
+// measured (a histogram with no samples, no message sent, a closed loop's
+// rate_ratio) fails, with the reason.
+func (t Threshold) Check(r *result.Result) result.ThresholdResult {
+	out := result.ThresholdResult{Expr: t.Expr, Metric: t.Metric, Unit: t.Unit}
+	if t.File != "" {
+		out.Source = t.File
+		if t.Line > 0 {
+			out.Source = fmt.Sprintf("%s:%d:%d", t.File, t.Line, t.Col)
+		}
+	}
+	v, reason := t.measure(r)
+	if reason != "" {
+		out.Reason = reason
+		return out
+	}
+	out.Measured = v
+	switch t.Op {
+	case "<":
+		out.Pass = v < t.Value
+	case "<=":
+		out.Pass = v <= t.Value
+	case ">":
+		out.Pass = v > t.Value
+	case ">=":
+		out.Pass = v >= t.Value
+	}
+	return out
+}
+
+// measure returns t's metric in r, or why it cannot be measured.
+func (t Threshold) measure(r *result.Result) (float64, string) {
+	c := &r.Counters
+	secs := r.Window.Seconds()
+	switch t.Metric {
+	case "error_rate", "loss":
+		if c.Sent == 0 {
+			return 0, "no message was sent in the measured window"
+		}
+		if t.Metric == "loss" {
+			return float64(c.Lost) / float64(c.Sent), ""
+		}
+		return float64(c.ErrorsTotal()) / float64(c.Sent), ""
+	case "throughput":
+		if secs <= 0 {
+			return 0, "the measured window is empty"
+		}
+		return float64(c.Received) / secs, ""
+	case "rate_ratio":
+		planned := r.PlannedRate()
+		if planned <= 0 || secs <= 0 {
+			return 0, "no planned rate (closed loop, or an empty window)"
+		}
+		return float64(c.Sent) / secs / planned, ""
+	}
+	h := r.Histograms[t.Metric]
+	if h == nil || h.Count == 0 {
+		return 0, "no " + t.Metric + " samples"
+	}
+	switch t.Stat {
+	case "min":
+		return float64(h.Min), ""
+	case "max":
+		return float64(h.Max), ""
+	case "mean":
+		return h.Mean, ""
+	}
+	pct, ok := t.Percentile()
+	if !ok {
+		return 0, "unknown statistic " + t.Stat
+	}
+	hh, err := h.HDR()
+	if err != nil {
+		return 0, "the " + t.Metric + " histogram cannot be decoded: " + err.Error()
+	}
+	return float64(hh.ValueAtPercentile(math.Min(pct, 100))), ""
 }

@@ -3,7 +3,10 @@ package scenarios
 import (
 	"errors"
 	"math"
+	"strings"
 	"testing"
+
+	"github.com/sockbench/sockbench/internal/result"
 )
 
 func TestParseThreshold(t *testing.T) {
@@ -110,5 +113,100 @@ func TestThresholdPercentile(t *testing.T) {
 		if pct != tt.pct || ok != tt.ok {
 			t.Errorf("%q: got %v, %v, want %v, %v", tt.expr, pct, ok, tt.pct, tt.ok)
 		}
+	}
+}
+
+// checkResult is a run with every metric a threshold can name: 10 s window,
+// 20,000 sent at a planned 2,000 msg/s, 19,900 received, 100 lost, 40 errors,
+// and latencies 1..10 ms (1,000 samples each).
+func checkResult(t *testing.T) *result.Result {
+	t.Helper()
+	h := result.NewHistogram()
+	for v := int64(1); v <= 10; v++ {
+		if err := h.RecordValues(v*1_000_000, 1000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lat, err := result.FromHDR(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &result.Result{
+		Plan:       result.PlanInfo{Mode: "open"},
+		Window:     result.Window{StartNs: 0, EndNs: 10e9},
+		Phases:     []result.PhaseRun{{StartNs: 0, EndNs: 10e9, PlannedRate: 2000}},
+		Counters:   result.Counters{Sent: 20000, Received: 19900, Lost: 100, Errors: map[string]int64{"reset": 30, "timeout": 10}},
+		Histograms: map[string]*result.Histogram{result.Latency: lat},
+	}
+}
+
+func TestThresholdCheck(t *testing.T) {
+	t.Parallel()
+	r := checkResult(t)
+	for _, tc := range []struct {
+		expr     string
+		pass     bool
+		measured float64 // approximately (HDR precision)
+		reason   string  // substring, when not measurable
+	}{
+		{"p50 < 6ms", true, 5e6, ""},
+		{"p50 < 5ms", false, 5e6, ""},
+		{"latency.p99 <= 10.1ms", true, 10e6, ""}, // HDR: 10.0002 ms, the top of its bucket
+		{"p99.9 > 9ms", true, 10e6, ""},
+		{"max < 10ms", false, 10e6, ""},
+		{"min >= 0.99ms", true, 1e6, ""}, // HDR: 0.99994 ms, the bottom of its bucket
+		{"mean < 5.6ms", true, 5.5e6, ""},
+		{"error_rate < 0.5%", true, 0.002, ""},
+		{"error_rate < 0.1%", false, 0.002, ""},
+		{"loss <= 0.005", true, 0.005, ""},
+		{"throughput >= 1990", true, 1990, ""},
+		{"throughput > 2000", false, 1990, ""},
+		{"rate_ratio >= 0.98", true, 1, ""},
+		{"connect.p99 < 1s", false, 0, "no connect samples"},
+		{"service_time.max < 1s", false, 0, "no service_time samples"},
+	} {
+		th, err := ParseThreshold(tc.expr)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.expr, err)
+		}
+		got := th.Check(r)
+		if got.Pass != tc.pass || got.Expr != tc.expr {
+			t.Errorf("%s: pass %v, want %v (measured %v, reason %q)", tc.expr, got.Pass, tc.pass, got.Measured, got.Reason)
+		}
+		if tc.reason != "" {
+			if !strings.Contains(got.Reason, tc.reason) {
+				t.Errorf("%s: reason %q, want %q", tc.expr, got.Reason, tc.reason)
+			}
+			continue
+		}
+		if got.Reason != "" || math.Abs(got.Measured-tc.measured) > 0.01*tc.measured {
+			t.Errorf("%s: measured %v (reason %q), want about %v", tc.expr, got.Measured, got.Reason, tc.measured)
+		}
+	}
+}
+
+// Metrics that need messages or a plan fail when there are none, saying so.
+func TestThresholdCheckNotMeasurable(t *testing.T) {
+	t.Parallel()
+	empty := &result.Result{Plan: result.PlanInfo{Mode: "closed"}, Window: result.Window{StartNs: 5, EndNs: 5}}
+	for _, tc := range []struct{ expr, reason string }{
+		{"error_rate < 1%", "no message was sent"},
+		{"loss < 1%", "no message was sent"},
+		{"throughput > 1", "the measured window is empty"},
+		{"rate_ratio > 0.9", "no planned rate"},
+		{"p99 < 1s", "no latency samples"},
+	} {
+		th, err := ParseThreshold(tc.expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := th.Check(empty); got.Pass || !strings.Contains(got.Reason, tc.reason) {
+			t.Errorf("%s: pass %v, reason %q; want a failure because %q", tc.expr, got.Pass, got.Reason, tc.reason)
+		}
+	}
+	th, _ := ParseThreshold("p99 < 1s")
+	th.File, th.Line, th.Col = "s.yaml", 7, 5
+	if got := th.Check(empty).Source; got != "s.yaml:7:5" {
+		t.Errorf("source %q, want s.yaml:7:5", got)
 	}
 }

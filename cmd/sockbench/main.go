@@ -96,11 +96,11 @@ func exitCode(stderr io.Writer, name string, err error) int {
 	if err == nil {
 		return exitOK
 	}
+	fmt.Fprintf(stderr, "sockbench %s: %v\n", name, err)
 	var ge *gateError
 	if errors.As(err, &ge) {
 		return exitGate
 	}
-	fmt.Fprintf(stderr, "sockbench %s: %v\n", name, err)
 	var ue *usageError
 	var se *scenarios.Error
 	if errors.As(err, &ue) || errors.As(err, &se) {
@@ -109,7 +109,8 @@ func exitCode(stderr io.Writer, name string, err error) int {
 	return exitCannot // *scenarios.RunError, *cannotError and anything unforeseen
 }
 
-// gateError is a failed gate: exit 1; its details were already printed.
+// gateError is a failed gate: exit 1. The summary has the details; the
+// error is one line for logs.
 type gateError struct{ msg string }
 
 func (e *gateError) Error() string { return e.msg }

@@ -430,6 +430,8 @@ phases:
 		{"no scenario", []string{"run"}, `run takes one scenario`},
 		{"unknown engine", []string{"run", "echo", "--engine", "warp"}, `--engine: unknown engine "warp"`},
 		{"zero loops", []string{"run", "echo", "--loops", "0"}, `--loops 0: want at least 1`},
+		{"threshold unit typo", []string{"run", "echo", "--threshold", "p99<20mz"}, `--threshold "p99<20mz": unknown unit "mz"`},
+		{"threshold metric typo", []string{"run", "echo", "--threshold", "lantency.p99<1ms"}, `unknown metric "lantency"; did you mean "latency"\?`},
 		{"epoll and wss", []string{"run", "echo", "--engine", "epoll", "--target", "wss://127.0.0.1:1/"}, `--engine epoll: the event loops do not speak TLS`},
 		{"inflight in open loop", []string{"run", "echo", "--inflight", "8"}, `--inflight: only applies to closed mode`},
 		{"zero inflight", []string{"run", "ping", "--inflight", "0"}, `--inflight: must be >= 1`},
@@ -660,12 +662,22 @@ func TestRunPeerClosesMidRun(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "r.json")
 	code, stdout, stderr := runCLI(t, "run", "echo-tcp", "--target", target, "--out", out,
 		"--conns", "6", "--rate", "240", "--duration", "1s", "--warmup", "200ms", "--timeout", "300ms", "--quiet")
-	if code != exitOK {
-		t.Fatalf("exit %d, want 0 (errors are counted, not fatal); stderr:\n%s", code, stderr)
+	// Errors are counted, not fatal: the run completes and its result is
+	// written; the built-in's "error_rate < 1%" threshold then fails the gate.
+	if code != exitGate {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitGate, stderr)
+	}
+	if !strings.Contains(stderr, "thresholds failed: error_rate < 1%") {
+		t.Errorf("stderr does not name the failed threshold:\n%s", stderr)
 	}
 	r := readResult(t, out)
 	checkAccounting(t, r)
 	c := r.Counters
+	for _, th := range r.Checks {
+		if want := th.Expr != "error_rate < 1%"; th.Pass != want {
+			t.Errorf("threshold %q: pass %v, want %v (measured %v)", th.Expr, th.Pass, want, th.Measured)
+		}
+	}
 	if got, want := c.Errors["reset"], int64(2); got != want {
 		t.Errorf("errors[reset] %d, want %d (errors %v)", got, want, c.Errors)
 	}
@@ -1048,6 +1060,59 @@ func TestRunEngines(t *testing.T) {
 			if s := r.Self; s.PeakConns != shortConns || s.RSSStartBytes <= 0 || s.RSSPeakBytes <= 0 {
 				t.Errorf("memory: peak conns %d, rss start %d, at peak %d; want %d conns and both set",
 					s.PeakConns, s.RSSStartBytes, s.RSSPeakBytes, shortConns)
+			}
+		})
+	}
+}
+
+// TestRunGate: thresholds from the scenario and --threshold are checked
+// against the result; a failure exits 1 with the result written and the
+// failed threshold named, a pass exits 0.
+func TestRunGate(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		thresholds []string
+		code       int
+		failed     []string
+	}{
+		{"all pass", []string{"p99 < 10s", "throughput > 10", "error_rate <= 0"}, exitOK, nil},
+		{"one fails", []string{"p99 < 10s", "p50 < 1ns"}, exitGate, []string{"p50 < 1ns"}},
+		{"two fail", []string{"throughput > 1000000", "send_lag.min > 1s"}, exitGate, []string{"throughput > 1000000", "send_lag.min > 1s"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "r.json")
+			args := append([]string{"run", "echo-tcp", "--out", out}, short...)
+			for _, th := range tc.thresholds {
+				args = append(args, "--threshold", th)
+			}
+			code, stdout, stderr := runCLI(t, args...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", code, tc.code, stderr)
+			}
+			r := readResult(t, out) // written whatever the gate says
+			// The built-in's two thresholds come first, then the flags'.
+			if got, want := len(r.Checks), 2+len(tc.thresholds); got != want {
+				t.Fatalf("%d threshold results, want %d: %+v", got, want, r.Checks)
+			}
+			var failed []string
+			for _, c := range r.Checks {
+				if !c.Pass {
+					failed = append(failed, c.Expr)
+				}
+				if c.Source == "" {
+					t.Errorf("threshold %q has no source", c.Expr)
+				}
+			}
+			if strings.Join(failed, ";") != strings.Join(tc.failed, ";") {
+				t.Errorf("failed %q, want %q", failed, tc.failed)
+			}
+			for _, f := range tc.failed {
+				if !strings.Contains(stdout, "FAIL  "+f) {
+					t.Errorf("summary lacks FAIL for %q:\n%s", f, stdout)
+				}
+			}
+			if len(tc.failed) > 0 && !strings.Contains(stderr, fmt.Sprintf("%d of %d thresholds failed", len(tc.failed), len(r.Checks))) {
+				t.Errorf("stderr does not count the failures:\n%s", stderr)
 			}
 		})
 	}

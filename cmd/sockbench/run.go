@@ -28,10 +28,13 @@ Runs a built-in scenario (see 'sockbench scenarios') or a scenario file.
 With no target, sockbench starts its reference server in-process on loopback.
 Prints one progress line per second to stderr, a summary to stdout, and
 writes the result JSON (default ./sockbench-results/NAME-TIME.json).
+Thresholds (the scenario's and --threshold's) are checked against the run;
+if any fails, run exits 1.
 
 Examples:
   sockbench run echo
   sockbench run echo --conns 2000 --rate 20000 --duration 10s
+  sockbench run echo --threshold 'p99<5ms' --threshold 'error_rate<0.1%'   # exit 1 if either fails
   sockbench run echo --target ws://127.0.0.1:8080/echo
   sockbench run echo --target wss://example.test/ws --insecure
   sockbench run echo-tcp --target tcp://127.0.0.1:9000
@@ -59,6 +62,7 @@ func runCmd() command {
 			eng := fs.String("engine", engine.Default(), "engine: epoll (event loops, Linux) or goroutine (portable; used for wss:// unless set)")
 			loops := fs.Int("loops", 0, "event loops of the epoll engine (default GOMAXPROCS)")
 			quiet := fs.Bool("quiet", false, "no progress lines")
+			thresholds := fs.StringArray("threshold", nil, "a pass/fail condition, e.g. 'p99<20ms' or 'error_rate<0.1%' (repeatable; added to the scenario's)")
 			cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of sockbench itself to this file (for 'go tool pprof')")
 			return func(args []string, stdout, stderr io.Writer) error {
 				if len(args) != 1 {
@@ -98,7 +102,7 @@ func runCmd() command {
 				if set("insecure") {
 					o.Insecure = insecure
 				}
-				f := runFlags{out: *out, quiet: *quiet, loops: *loops, cpuProfile: *cpuProfile}
+				f := runFlags{out: *out, quiet: *quiet, loops: *loops, cpuProfile: *cpuProfile, thresholds: *thresholds}
 				if set("engine") {
 					f.engine = *eng // else the default for the target
 				}
@@ -118,6 +122,7 @@ type runFlags struct {
 	quiet  bool
 	// cpuProfile, if set, is where the harness's own CPU profile goes.
 	cpuProfile string
+	thresholds []string // --threshold, each
 }
 
 func loadSpec(arg string) (*scenarios.Spec, error) {
@@ -140,6 +145,14 @@ func runScenario(arg string, o scenarios.Overrides, f runFlags, stdout, stderr i
 		return err
 	}
 	spec.Apply(o)
+	for _, expr := range f.thresholds {
+		th, err := scenarios.ParseThreshold(expr)
+		if err != nil {
+			return &usageError{"--threshold " + err.Error()}
+		}
+		th.File = "--threshold"
+		spec.Thresholds = append(spec.Thresholds, th)
+	}
 	limit := raiseOpenFiles()
 	p, err := spec.Plan(scenarios.Limits{MaxConns: maxConns(limit, spec)})
 	if err != nil {
@@ -210,6 +223,15 @@ func runScenario(arg string, o scenarios.Overrides, f runFlags, stdout, stderr i
 	}
 	if r.Counters.ConnsOpened == 0 {
 		return &cannotError{fmt.Errorf("no connection to %s could be opened (%d attempts failed: %s)", r.Plan.Target, r.Counters.ConnsFailed, r.Counters.ErrorList())}
+	}
+	var failed []string
+	for _, t := range r.Checks {
+		if !t.Pass {
+			failed = append(failed, t.Expr)
+		}
+	}
+	if len(failed) > 0 {
+		return &gateError{fmt.Sprintf("%d of %d thresholds failed: %s", len(failed), len(r.Checks), strings.Join(failed, "; "))}
 	}
 	return nil
 }

@@ -55,7 +55,21 @@ type Result struct {
 	Histograms    map[string]*Histogram `json:"histograms"`
 	Intervals     []Interval            `json:"intervals"`
 	Self          Self                  `json:"self"`
-	Thresholds    []string              `json:"thresholds,omitempty"` // as declared; evaluated by gates
+	Thresholds    []string              `json:"thresholds,omitempty"`        // as declared
+	Checks        []ThresholdResult     `json:"threshold_results,omitempty"` // each threshold checked against this run
+}
+
+// ThresholdResult is one threshold checked against a run.
+type ThresholdResult struct {
+	Expr     string  `json:"expr"`             // as written
+	Source   string  `json:"source,omitempty"` // file:line:col, or "--threshold"
+	Metric   string  `json:"metric"`
+	Measured float64 `json:"measured"` // in Unit; 0 when Reason is set
+	Unit     string  `json:"unit"`     // "ns", "ratio" or "msg/s"
+	Pass     bool    `json:"pass"`
+	// Reason says why the metric could not be measured (no samples, no
+	// messages sent); such a threshold fails.
+	Reason string `json:"reason,omitempty"`
 }
 
 // PlanInfo is what the engine was asked to do.
