@@ -22,13 +22,17 @@ type conn struct {
 	paused   bool     // not reading: the queue is full (listener: accepts paused)
 	shut     bool     // the write side is shut (linger)
 	moff     uint8    // WebSocket: offset into mask of the next payload byte
+	room     bool     // WebSocket: the streamed data frame is a room message, gathered in in
+	roomed   bool     // has been in a room: not recycled (see forget)
 	mask     [4]byte  // WebSocket: the streamed frame's mask
 	rem      int64    // WebSocket: payload bytes of the streamed data frame still to come
 	flen     int64    // WebSocket: the streamed data frame's length
 	last     int64    // loop clock, ns: the last read or write progress
 	deadline int64    // loop clock, ns: handshake or linger deadline; listener: end of accept pause
 	backoff  int64    // listener: the current accept pause, ns
-	in       []byte   // bytes carried to the next read: an incomplete frame or upgrade request
+	in       []byte   // bytes carried to the next read: an incomplete frame or upgrade request, or a room message's payload so far
+	ns       string   // WebSocket: the request path, the namespace of its rooms
+	rooms    []*room  // the rooms c is a member of; nil if none
 	out      []byte   // queued replies; out[off:] is unsent
 	off      int
 }
@@ -91,7 +95,7 @@ func (l *loop) readable(c *conn) {
 		// at most a header and a control frame); an incomplete upgrade
 		// request (up to 16 KiB) has new bytes appended to it instead.
 		t := 0
-		if c.kind == kindWS {
+		if c.kind == kindWS && !c.room {
 			t = len(c.in)
 		}
 		room := len(l.rbuf) - t
@@ -180,10 +184,12 @@ func (l *loop) input(c *conn, b []byte, from int) bool {
 		b = b[end:]
 	}
 	if c.kind == kindWS {
+		l.cur = c
 		k := l.frames(c, b)
+		l.cur = nil
 		if c.kind == kindWS && k < len(b) {
 			l.keepIn(c, b[k:])
-		} else {
+		} else if !c.room {
 			l.dropIn(c)
 		}
 	} else {
@@ -216,6 +222,10 @@ func (l *loop) linger(c *conn) {
 	c.deadline = l.now + int64(closeLinger)
 	c.paused = false
 	c.rem = 0
+	c.room = false
+	if c.rooms != nil {
+		l.leaveAll(c)
+	}
 	l.update(c)
 }
 

@@ -42,6 +42,37 @@
 // which counts write progress as activity (WebSocket peers get close 1001).
 // UDP has no queue: when the socket's send buffer is full the loop stops
 // reading datagrams until it can echo the ones it holds.
+//
+// # Rooms
+//
+// Over WebSocket, on Linux (the epoll server), the server also speaks the
+// reference room protocol of internal/wire (RoomMsg; docs/broadcast-design.md).
+// A binary message whose first payload byte is 'J' (join), 'L' (leave), 'P'
+// (publish) or 'E' (echo) is a room request, held until it is whole (up to
+// Config.MaxFrame) and answered with 'j', 'l', 'D' to every member, or 'E';
+// every other message is echoed as above, so measurement messages ('S...')
+// are unaffected. A room request fragmented over frames is refused with close
+// 1003, a malformed one with close 1007, and a join beyond 256 rooms on one
+// connection with 1008. The namespace is the request path of the upgrade (the
+// ns field of J, L and P is ignored); connections of one path share rooms.
+//
+// Each room numbers its publishes: 'j' carries the first room sequence number
+// the member will receive, 'l' the first it will not, and 'D' its own, so that
+// a client can account for every delivery while members come and go. A
+// publish is encoded once and written to every member, in the room's sequence
+// order, except the publisher unless it sets wire.PublishToSelf. A connection
+// that closes, or starts to close, leaves its rooms.
+//
+// Slow consumers in rooms: a delivery that would take a member's queue over
+// Config.MaxPending is dropped, and so is one to a member in the middle of
+// sending a large echoed frame or a fragmented message (a data frame cannot go
+// between its parts). Drops are counted in Stats.Drops, written or queued
+// deliveries in Stats.Deliveries; a dropped delivery is one the member never
+// gets, which the client counts as missing. The design's policy drops the
+// oldest queued deliveries instead; this server drops the newest.
+//
+// Rooms need Linux: the portable goroutine server echoes room requests like
+// any other message and its room counters stay zero.
 package targets
 
 import (
@@ -160,10 +191,14 @@ type Stats struct {
 	WSHandshakeFailures int64 // WebSocket opening handshakes that failed: malformed, timed out or abandoned
 	MessagesEchoed      int64 // WebSocket data frames echoed (each fragment counts once)
 	BytesIn             int64 // payload bytes received on all transports
-	BytesOut            int64 // payload bytes echoed on all transports
+	BytesOut            int64 // payload bytes echoed on all transports (room replies and deliveries not counted, but 'E' is)
 	DatagramsEchoed     int64 // UDP datagrams echoed
 	ProtocolErrors      int64 // WebSocket protocol violations answered with a close frame (1002, 1007, 1009)
 	IOErrors            int64 // reads or writes that failed other than by orderly close: resets, idle timeouts, UDP errors
+	Rooms               int64 // rooms with at least one member now (Linux; see "Rooms")
+	Members             int64 // room memberships now, summed over rooms
+	Deliveries          int64 // room deliveries written or queued, one per member per publish
+	Drops               int64 // room deliveries dropped: the member's queue was full, or it was mid-message
 }
 
 // Server is a running reference server. It owns one listener per enabled

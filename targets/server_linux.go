@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sockbench/sockbench/internal/poll"
+	"github.com/sockbench/sockbench/internal/wire"
 )
 
 const (
@@ -70,6 +71,8 @@ const (
 	cDatagrams
 	cProtocolErrors
 	cIOErrors
+	cDeliveries
+	cDrops
 	nCounters
 )
 
@@ -79,7 +82,7 @@ type backend struct {
 	loops       []*loop
 	udp         *udpServer // nil if UDP is off
 	udpCloseErr error      // from closing the UDP socket
-	upgrader    ws.Upgrader
+	rooms       roomTable
 	epoch       time.Time   // loops' clocks count from here
 	stopping    atomic.Bool // Close has begun
 	wg          sync.WaitGroup
@@ -107,6 +110,7 @@ type handoff struct {
 // for the handoff queue (under mu) and pub (atomics).
 type loop struct {
 	s     *Server
+	id    int // index in the server's loops
 	p     *poll.Poller
 	conns []*conn // by fd; nil = not this loop's
 	list  []*conn // every socket this loop owns
@@ -115,6 +119,13 @@ type loop struct {
 	rbuf  []byte // the read buffer
 	obuf  []byte // replies to one read, written with one write
 	hs    upgradeIO
+
+	upgrader ws.Upgrader  // records the request path in hsPath
+	hsPath   string       // the path of the upgrade in progress
+	cur      *conn        // the connection whose input is being served; its replies are in obuf
+	msg      wire.RoomMsg // the room message being served
+	dmsg     wire.RoomMsg // the deliver message being encoded
+	key      []byte       // room key scratch
 
 	now       int64 // loop clock: ns since epoch, read after each wait
 	nextSweep int64
@@ -129,12 +140,11 @@ type loop struct {
 	st  [nCounters]int64 // counted since the last publish
 	pub *loopStats
 
-	hasIncoming atomic.Bool
-	mu          sync.Mutex
-	incoming    []handoff
-	spare       []handoff
-	stopped     bool
-	closeErr    error // from closing this loop's listeners
+	mu       sync.Mutex     // guards the inboxes' items and stopped
+	incoming inbox[handoff] // connections accepted by other loops
+	fan      inbox[fanItem] // publishes with members on l, from other loops
+	stopped  bool
+	closeErr error // from closing this loop's listeners
 }
 
 // start binds the listeners, builds the loops, gives each listener to one and
@@ -145,6 +155,7 @@ func (s *Server) start() error {
 		return err
 	}
 	s.epoch = time.Now()
+	s.rooms.m = make(map[string]*room)
 	type socket struct {
 		fd   int
 		kind kind
@@ -200,7 +211,9 @@ func (s *Server) start() error {
 		if err != nil {
 			return fail(fmt.Errorf("targets: epoll: %w", err))
 		}
-		s.loops = append(s.loops, &loop{s: s, p: p, rbuf: make([]byte, readBufferSize), pub: new(loopStats)})
+		l := &loop{s: s, id: len(s.loops), p: p, rbuf: make([]byte, readBufferSize), pub: new(loopStats)}
+		l.upgrader.OnRequest = l.onRequest
+		s.loops = append(s.loops, l)
 	}
 	for i, so := range socks {
 		if err := s.loops[i%len(s.loops)].register(so.fd, so.kind); err != nil {
@@ -255,6 +268,10 @@ func (s *Server) stats() Stats {
 		DatagramsEchoed:     v[cDatagrams],
 		ProtocolErrors:      v[cProtocolErrors],
 		IOErrors:            v[cIOErrors],
+		Rooms:               s.rooms.nRooms.Load(),
+		Members:             s.rooms.nMembers.Load(),
+		Deliveries:          v[cDeliveries],
+		Drops:               v[cDrops],
 	}
 }
 
@@ -303,8 +320,11 @@ func (l *loop) run() {
 			}
 			continue
 		}
-		if l.hasIncoming.Load() {
+		if l.incoming.has.Load() {
 			l.takeIncoming()
+		}
+		if l.fan.has.Load() {
+			l.takeFanout()
 		}
 		for i := range evs {
 			fd := poll.FD(&evs[i])
@@ -386,8 +406,9 @@ func (l *loop) sweep() {
 func (l *loop) shutdown() {
 	l.mu.Lock()
 	l.stopped = true
-	queued := l.incoming
-	l.incoming = nil
+	queued := l.incoming.items
+	l.incoming.items = nil
+	l.fan.items = nil
 	l.mu.Unlock()
 	for _, h := range queued {
 		_ = poll.Close(h.fd)
@@ -486,28 +507,45 @@ func (l *loop) accept(ln *conn) {
 	}
 }
 
-// handOff queues an accepted connection for l, which takes it after its next
-// wake-up. It reports false if l has stopped.
-func (l *loop) handOff(fd int, k kind) bool {
+// inbox is a queue other goroutines hand items to for a loop, which takes
+// them after its next wake-up; items is guarded by the loop's mu.
+type inbox[T any] struct {
+	has          atomic.Bool // items is not empty
+	items, spare []T
+}
+
+// put queues v in q, an inbox of l, and wakes l. It reports false if l has
+// stopped.
+func put[T any](l *loop, q *inbox[T], v T) bool {
 	l.mu.Lock()
 	if l.stopped {
 		l.mu.Unlock()
 		return false
 	}
-	l.incoming = append(l.incoming, handoff{fd, k})
+	q.items = append(q.items, v)
 	l.mu.Unlock()
-	l.hasIncoming.Store(true)
+	q.has.Store(true)
 	l.p.Wake()
 	return true
 }
 
+// take returns the items put in q, an inbox of l, since the last take; they
+// stay valid until the next take.
+func take[T any](l *loop, q *inbox[T]) []T {
+	q.has.Store(false)
+	l.mu.Lock()
+	q.items, q.spare = q.spare[:0], q.items
+	l.mu.Unlock()
+	return q.spare
+}
+
+// handOff queues an accepted connection for l, which takes it after its next
+// wake-up. It reports false if l has stopped.
+func (l *loop) handOff(fd int, k kind) bool { return put(l, &l.incoming, handoff{fd, k}) }
+
 // takeIncoming registers the connections handed to l.
 func (l *loop) takeIncoming() {
-	l.hasIncoming.Store(false)
-	l.mu.Lock()
-	l.incoming, l.spare = l.spare[:0], l.incoming
-	l.mu.Unlock()
-	for _, h := range l.spare {
+	for _, h := range take(l, &l.incoming) {
 		if err := l.register(h.fd, h.kind); err != nil {
 			l.logf("targets: epoll add: %v", err)
 			_ = poll.Close(h.fd)
@@ -567,7 +605,13 @@ func (l *loop) setKind(c *conn, k kind) {
 }
 
 // forget drops c from l's tables and recycles it; the fd is the caller's.
+// A connection that was ever in a room is not recycled: member slices
+// captured by publishes may still point to it, and find it closed.
 func (l *loop) forget(c *conn) {
+	if c.rooms != nil {
+		l.leaveAll(c)
+	}
+	recycle := !c.roomed
 	if c.paused && (c.kind == kindWSListener || c.kind == kindTCPListener) {
 		l.nPausedLn--
 	}
@@ -581,7 +625,9 @@ func (l *loop) forget(c *conn) {
 	l.pool.put(c.in)
 	l.pool.put(c.out)
 	*c = conn{}
-	l.free = append(l.free, c)
+	if recycle {
+		l.free = append(l.free, c)
+	}
 }
 
 // closeConn closes connection c.

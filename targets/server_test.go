@@ -63,13 +63,21 @@ func (c wsClient) Read(p []byte) (int, error) { return c.r.Read(p) }
 // dialWS opens a WebSocket connection to s with a testTimeout deadline.
 func dialWS(t *testing.T, s *Server) wsClient {
 	t.Helper()
+	return dialPath(t, s, "/")
+}
+
+// dialPath opens a WebSocket connection to s on request path path (the
+// namespace of its rooms) with a testTimeout deadline.
+func dialPath(t *testing.T, s *Server, path string) wsClient {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	c, br, _, err := ws.Dialer{}.Dial(ctx, s.URL("ws"))
+	url := "ws://" + dialable(s.WSAddr()) + path
+	c, br, _, err := ws.Dialer{}.Dial(ctx, url)
 	if err != nil {
 		t.Fatalf(
 			"ws dial %s: %v",
-			s.URL("ws"), err)
+			url, err)
 	}
 	_ = c.SetDeadline(time.Now().Add(testTimeout))
 	t.Cleanup(func() { _ = c.Close() })

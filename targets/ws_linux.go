@@ -36,14 +36,15 @@ func (u *upgradeIO) Write(p []byte) (int, error) {
 // read from c, appending the response (101, or an HTTP error) to the loop's
 // output. It reports whether c is now a WebSocket connection.
 func (l *loop) upgrade(c *conn, req []byte) bool {
-	l.hs.req, l.hs.out = req, l.obuf
-	_, err := l.s.upgrader.Upgrade(&l.hs)
+	l.hs.req, l.hs.out, l.hsPath = req, l.obuf, ""
+	_, err := l.upgrader.Upgrade(&l.hs)
 	l.obuf, l.hs.req, l.hs.out = l.hs.out, nil, nil
 	if err != nil {
 		return false
 	}
 	l.setKind(c, kindWS)
 	c.state = ws.StateServerSide
+	c.ns = l.hsPath
 	return true
 }
 
@@ -53,11 +54,24 @@ func (l *loop) upgrade(c *conn, req []byte) bool {
 // caller carries over to the next read. A data frame is echoed as its bytes
 // arrive: its reply header goes out first, then each part of its payload.
 // A protocol error or a close frame moves c to linger and ends the parse.
+//
+// A binary message whose first payload byte is a room op is a room message
+// instead: it is served when it is whole, from b if it lies there in full,
+// else gathered in c.in over the reads (c.room). Its frame header is carried
+// over until the first payload byte has arrived. A fragmented room message
+// is refused with close 1003.
 func (l *loop) frames(c *conn, b []byte) int {
 	p := 0
 	if c.rem > 0 {
 		p = int(min(int64(len(b)), c.rem))
-		l.echoPayload(c, b[:p])
+		if c.room {
+			l.gatherRoom(c, b[:p])
+			if c.kind != kindWS {
+				return len(b)
+			}
+		} else {
+			l.echoPayload(c, b[:p])
+		}
 	}
 	for p < len(b) {
 		h, hn, err := parseHeader(b[p:])
@@ -94,6 +108,37 @@ func (l *loop) frames(c *conn, b []byte) int {
 			l.fail(c, ws.StatusMessageTooBig, "frame too big")
 			return len(b)
 		}
+		if h.OpCode == ws.OpBinary && h.Length > 0 {
+			if p+hn == len(b) {
+				return p // the first payload byte says what it is
+			}
+			if isRoomOp(b[p+hn] ^ h.Mask[0]) {
+				if !h.Fin {
+					l.fail(c, ws.StatusUnsupportedData, "fragmented room message")
+					return len(b)
+				}
+				p += hn
+				if end := p + int(h.Length); end <= len(b) {
+					payload := b[p:end]
+					ws.Cipher(payload, h.Mask, 0)
+					l.st[cBytesIn] += h.Length
+					p = end
+					l.roomFrame(c, payload)
+					if c.kind != kindWS {
+						return len(b)
+					}
+					continue
+				}
+				rest := b[p:]
+				ws.Cipher(rest, h.Mask, 0)
+				in := append(l.pool.get(int(h.Length)), rest...)
+				l.dropIn(c) // b may lie in c.in (pipelined after the upgrade request)
+				c.in, c.room = in, true
+				c.rem, c.flen, c.mask = h.Length-int64(len(rest)), h.Length, h.Mask
+				c.moff = uint8(len(rest) & 3)
+				return len(b)
+			}
+		}
 		if h.Fin {
 			c.state = c.state.Clear(ws.StateFragmented)
 		} else {
@@ -120,6 +165,24 @@ func (l *loop) echoPayload(c *conn, b []byte) {
 		l.st[cMessages]++
 		l.st[cBytesIn] += c.flen
 		l.st[cBytesOut] += c.flen
+	}
+}
+
+// gatherRoom unmasks the next part of a room message's payload and adds it
+// to c.in; once the payload is whole it serves it.
+func (l *loop) gatherRoom(c *conn, b []byte) {
+	ws.Cipher(b, c.mask, int(c.moff))
+	c.in = append(c.in, b...)
+	c.moff = uint8((int(c.moff) + len(b)) & 3)
+	c.rem -= int64(len(b))
+	if c.rem > 0 {
+		return
+	}
+	c.room = false
+	l.st[cBytesIn] += c.flen
+	l.roomFrame(c, c.in)
+	if c.kind == kindWS {
+		l.dropIn(c)
 	}
 }
 

@@ -587,6 +587,10 @@ func TestWSPeerClosesMidFrame(t *testing.T) {
 				c, r = wc.Conn, wc
 			} else {
 				c = dial(t, "tcp", s.WSAddr())
+				// Else the loop may accept it only after the checks below.
+				for end := time.Now().Add(testTimeout); s.Stats().ConnsAccepted == before.ConnsAccepted && time.Now().Before(end); {
+					time.Sleep(time.Millisecond)
+				}
 			}
 			if _, err := c.Write(tt.send); err != nil {
 				t.Fatal(err)

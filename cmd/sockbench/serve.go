@@ -75,8 +75,9 @@ func serveCmd() command {
 					fmt.Fprintln(stderr, "sockbench serve: connections did not close within 5s")
 				}
 				st := srv.Stats()
-				fmt.Fprintf(stdout, "accepted %d, ws handshake failures %d, messages echoed %d, datagrams echoed %d, bytes in %d out %d, protocol errors %d, io errors %d\n",
-					st.ConnsAccepted, st.WSHandshakeFailures, st.MessagesEchoed, st.DatagramsEchoed, st.BytesIn, st.BytesOut, st.ProtocolErrors, st.IOErrors)
+				fmt.Fprintf(stdout, "accepted %d, ws handshake failures %d, messages echoed %d, datagrams echoed %d, bytes in %d out %d, protocol errors %d, io errors %d, rooms %d, members %d, deliveries %d, drops %d\n",
+					st.ConnsAccepted, st.WSHandshakeFailures, st.MessagesEchoed, st.DatagramsEchoed, st.BytesIn, st.BytesOut, st.ProtocolErrors, st.IOErrors,
+					st.Rooms, st.Members, st.Deliveries, st.Drops)
 				return nil
 			}
 		},

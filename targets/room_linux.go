@@ -1,0 +1,325 @@
+//go:build linux && !targets_goroutine
+
+package targets
+
+import (
+	"bytes"
+	"encoding/binary"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gobwas/ws"
+
+	"github.com/sockbench/sockbench/internal/wire"
+)
+
+const (
+	// maxRoomsPerConn bounds the rooms one connection may be a member of;
+	// a join beyond it is refused with close 1008.
+	maxRoomsPerConn = 256
+	// maxPooledFanout is the largest delivery buffer kept for reuse, in bytes.
+	maxPooledFanout = 64 << 10
+)
+
+// roomTable is the server's rooms, keyed by namespace and name. The map
+// changes only on a room's first join and last leave, under mu; publishes
+// look rooms up under the read lock.
+type roomTable struct {
+	mu       sync.RWMutex
+	m        map[string]*room
+	nRooms   atomic.Int64 // rooms with members
+	nMembers atomic.Int64 // memberships
+}
+
+// room is one room: its sequence counter and its members, per loop.
+type room struct {
+	key string // roomKey: name length, name, namespace
+	n   int    // members, under the table's mu
+
+	mu  sync.Mutex
+	seq uint64 // the next publish's room sequence number
+	// members[i] are the members on loop i. Both levels are immutable:
+	// a join or leave replaces them (copy-on-write), so a publish captures
+	// them under mu and reads them without it.
+	members [][]*conn
+}
+
+// fanout is one publish's deliver frame (WebSocket header and D message),
+// encoded once and shared by every loop that has members, which release it
+// when they have written it; the last returns it to fanoutPool.
+type fanout struct {
+	b    []byte
+	refs atomic.Int32
+}
+
+var fanoutPool = sync.Pool{New: func() any { return new(fanout) }}
+
+func (f *fanout) release() {
+	if f.refs.Add(-1) == 0 && cap(f.b) <= maxPooledFanout {
+		fanoutPool.Put(f)
+	}
+}
+
+// fanItem is a publish handed to the loop that owns members.
+type fanItem struct {
+	f       *fanout
+	members []*conn
+}
+
+// isRoomOp reports whether a binary message starting with b is a room
+// protocol request; anything else is echoed.
+func isRoomOp(b byte) bool {
+	switch wire.RoomOp(b) {
+	case wire.RoomJoin, wire.RoomLeave, wire.RoomPublish, wire.RoomEcho:
+		return true
+	}
+	return false
+}
+
+// onRequest records the request path of the upgrade in progress: the
+// connection's namespace. "/" is not allocated.
+func (l *loop) onRequest(uri []byte) error {
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		uri = uri[:i]
+	}
+	if string(uri) == "/" {
+		l.hsPath = "/"
+	} else {
+		l.hsPath = string(uri)
+	}
+	return nil
+}
+
+// roomKey builds the table key of room name in namespace ns in the loop's
+// scratch buffer.
+func (l *loop) roomKey(ns string, name []byte) []byte {
+	l.key = append(append(append(l.key[:0], byte(len(name))), name...), ns...)
+	return l.key
+}
+
+// roomFrame serves payload, the whole unmasked payload of a room message
+// from c, appending the reply, if any, to the loop's output.
+func (l *loop) roomFrame(c *conn, payload []byte) {
+	m := &l.msg
+	if err := wire.ParseRoom(payload, m); err != nil {
+		l.fail(c, ws.StatusInvalidFramePayloadData, err.Error())
+		return
+	}
+	switch m.Op {
+	case wire.RoomJoin:
+		from, ok := l.join(c, m.Room)
+		if !ok {
+			l.fail(c, ws.StatusPolicyViolation, "too many rooms")
+			return
+		}
+		l.roomReply(wire.RoomJoined, m.Room, from)
+	case wire.RoomLeave:
+		l.roomReply(wire.RoomLeft, m.Room, l.leave(c, m.Room))
+	case wire.RoomPublish:
+		l.publishRoom(c, m)
+	case wire.RoomEcho:
+		l.st[cMessages]++
+		l.st[cBytesOut] += int64(len(payload))
+		l.obuf = appendHeader(l.obuf, true, ws.OpBinary, len(payload))
+		l.obuf = append(l.obuf, payload...)
+	}
+}
+
+// roomReply appends a joined or left frame to the loop's output.
+func (l *loop) roomReply(op wire.RoomOp, name []byte, seq uint64) {
+	l.obuf = appendHeader(l.obuf, true, ws.OpBinary, 10+len(name))
+	l.obuf, _ = wire.AppendRoom(l.obuf, &wire.RoomMsg{Op: op, Room: name, Seq: seq})
+}
+
+// join makes c a member of room name in its namespace and returns the
+// room's next sequence number. It reports false if c is in too many rooms.
+// Joining a room c is in already changes nothing.
+func (l *loop) join(c *conn, name []byte) (uint64, bool) {
+	t := &l.s.rooms
+	key := l.roomKey(c.ns, name)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := t.m[string(key)]
+	if r != nil && slices.Contains(c.rooms, r) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.seq, true
+	}
+	if len(c.rooms) >= maxRoomsPerConn {
+		return 0, false
+	}
+	if r == nil {
+		r = &room{key: string(key), members: make([][]*conn, len(l.s.loops))}
+		t.m[r.key] = r
+		t.nRooms.Add(1)
+	}
+	r.mu.Lock()
+	nm := slices.Clone(r.members)
+	nm[l.id] = append(slices.Clip(nm[l.id]), c)
+	r.members = nm
+	from := r.seq
+	r.mu.Unlock()
+	r.n++
+	t.nMembers.Add(1)
+	c.rooms = append(c.rooms, r)
+	c.roomed = true
+	return from, true
+}
+
+// leave takes c out of room name in its namespace and returns the room's
+// next sequence number (0 if the room has no members).
+func (l *loop) leave(c *conn, name []byte) uint64 {
+	t := &l.s.rooms
+	key := l.roomKey(c.ns, name)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := t.m[string(key)]
+	if r == nil {
+		return 0
+	}
+	i := slices.Index(c.rooms, r)
+	if i < 0 {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.seq
+	}
+	c.rooms = slices.Delete(c.rooms, i, i+1)
+	if len(c.rooms) == 0 {
+		c.rooms = nil
+	}
+	return l.removeMember(r, c)
+}
+
+// leaveAll takes c out of every room it is in (it is closing).
+func (l *loop) leaveAll(c *conn) {
+	t := &l.s.rooms
+	t.mu.Lock()
+	for _, r := range c.rooms {
+		l.removeMember(r, c)
+	}
+	t.mu.Unlock()
+	c.rooms = nil
+}
+
+// removeMember takes c, a member on l, out of r and drops r from the table
+// if it was the last member; the table's mu is held. It returns r's next
+// sequence number.
+func (l *loop) removeMember(r *room, c *conn) uint64 {
+	t := &l.s.rooms
+	r.mu.Lock()
+	nm := slices.Clone(r.members)
+	old := nm[l.id]
+	var ms []*conn
+	if len(old) > 1 {
+		ms = make([]*conn, 0, len(old)-1)
+		for _, m := range old {
+			if m != c {
+				ms = append(ms, m)
+			}
+		}
+	}
+	nm[l.id] = ms
+	r.members = nm
+	until := r.seq
+	r.mu.Unlock()
+	r.n--
+	t.nMembers.Add(-1)
+	if r.n == 0 {
+		delete(t.m, r.key)
+		t.nRooms.Add(-1)
+	}
+	return until
+}
+
+// publishRoom fans m, a publish from c, out to the members of its room:
+// the D frame is encoded once; members on other loops get it through their
+// loop's fan-out queue, members on l directly.
+func (l *loop) publishRoom(c *conn, m *wire.RoomMsg) {
+	t := &l.s.rooms
+	key := l.roomKey(c.ns, m.Room)
+	t.mu.RLock()
+	r := t.m[string(key)]
+	t.mu.RUnlock()
+	if r == nil {
+		return // no members
+	}
+	f := fanoutPool.Get().(*fanout)
+	f.b = appendHeader(f.b[:0], true, ws.OpBinary, 10+len(m.Room)+len(m.Payload))
+	seqAt := len(f.b) + 2 + len(m.Room)
+	l.dmsg = wire.RoomMsg{Op: wire.RoomDeliver, Room: m.Room, Payload: m.Payload}
+	f.b, _ = wire.AppendRoom(f.b, &l.dmsg)
+	l.dmsg = wire.RoomMsg{}
+
+	// Sequence number, capture and hand-off under the room's lock, so that
+	// every loop receives a room's publishes in sequence order.
+	r.mu.Lock()
+	binary.BigEndian.PutUint64(f.b[seqAt:], r.seq)
+	r.seq++
+	members := r.members
+	refs := int32(1)
+	for i, ms := range members {
+		if i != l.id && len(ms) > 0 {
+			refs++
+		}
+	}
+	f.refs.Store(refs)
+	for i, ms := range members {
+		if i != l.id && len(ms) > 0 && !l.s.loops[i].handFanout(f, ms) {
+			f.release()
+		}
+	}
+	r.mu.Unlock()
+
+	// Earlier publishes handed to l go out first, to keep the order.
+	if l.fan.has.Load() {
+		l.takeFanout()
+	}
+	self := m.Flags&wire.PublishToSelf != 0
+	for _, mc := range members[l.id] {
+		if mc != c || self {
+			l.deliver(mc, f.b)
+		}
+	}
+	f.release()
+}
+
+// deliver writes frame b, a delivery, to member c of a room, or drops and
+// counts it if c's queue cannot take it within MaxPending, or if c is in
+// the middle of an echoed frame or fragmented message. Members that have
+// closed are skipped (captured member slices may still hold them).
+func (l *loop) deliver(c *conn, b []byte) {
+	if c.kind != kindWS {
+		return
+	}
+	queued := c.pending()
+	if c == l.cur {
+		queued += len(l.obuf)
+	}
+	if (c.rem > 0 && !c.room) || c.state.Is(ws.StateFragmented) || queued+len(b) > l.s.cfg.MaxPending {
+		l.st[cDrops]++
+		return
+	}
+	l.st[cDeliveries]++
+	if c == l.cur {
+		l.obuf = append(l.obuf, b...)
+		return
+	}
+	l.send(c, b)
+}
+
+// handFanout queues a publish for members ms on l, which writes it after its
+// next wake-up. It reports false if l has stopped.
+func (l *loop) handFanout(f *fanout, ms []*conn) bool { return put(l, &l.fan, fanItem{f, ms}) }
+
+// takeFanout writes the publishes handed to l to their members.
+func (l *loop) takeFanout() {
+	items := take(l, &l.fan)
+	for i, it := range items {
+		for _, mc := range it.members {
+			l.deliver(mc, it.f.b)
+		}
+		it.f.release()
+		items[i] = fanItem{} // let the buffer and member slice go
+	}
+}

@@ -1,0 +1,497 @@
+//go:build linux && !targets_goroutine
+
+package targets
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+
+	"github.com/sockbench/sockbench/internal/wire"
+)
+
+// roomBytes encodes m.
+func roomBytes(t testing.TB, m wire.RoomMsg) []byte {
+	b, err := wire.AppendRoom(nil, &m)
+	if err != nil {
+		t.Fatalf(
+			"encode %+v: %v",
+			m, err)
+	}
+	return b
+}
+
+// sendRoom sends m on c as one binary message.
+func sendRoom(t *testing.T, c io.Writer, m wire.RoomMsg) {
+	t.Helper()
+	if err := wsutil.WriteClientMessage(c, ws.OpBinary, roomBytes(t, m)); err != nil {
+		t.Fatalf(
+			"write %q: %v",
+			byte(m.Op), err)
+	}
+}
+
+// readRoom reads one binary frame from c and parses it as a room message.
+func readRoom(r io.Reader) (wire.RoomMsg, error) {
+	var m wire.RoomMsg
+	h, err := ws.ReadHeader(r)
+	if err != nil {
+		return m, err
+	}
+	p := make([]byte, h.Length)
+	if _, err := io.ReadFull(r, p); err != nil {
+		return m, err
+	}
+	if h.OpCode != ws.OpBinary || !h.Fin {
+		return m, fmt.Errorf("frame %+v, want one binary frame", h)
+	}
+	return m, wire.ParseRoom(p, &m)
+}
+
+func sameRoomMsg(a, b wire.RoomMsg) bool {
+	return a.Op == b.Op && a.Seq == b.Seq && bytes.Equal(a.Room, b.Room) && bytes.Equal(a.Payload, b.Payload)
+}
+
+// expectNothingMore checks that c has no frame waiting before the reply to
+// an echo request.
+func expectNothingMore(t *testing.T, c wsClient, who string) {
+	t.Helper()
+	sendRoom(t, c, wire.RoomMsg{Op: wire.RoomEcho, Payload: []byte("end")})
+	m, err := readRoom(c)
+	if err != nil {
+		t.Fatalf("%s: read: %v", who, err)
+	}
+	if want := (wire.RoomMsg{Op: wire.RoomEcho, Payload: []byte("end")}); !sameRoomMsg(m, want) {
+		t.Fatalf(
+			"%s: got %q seq %d %q, want the echo %q",
+			who, byte(m.Op), m.Seq, m.Payload, want.Payload)
+	}
+}
+
+// TestRoomSequence: joined and left replies carry the room sequence numbers
+// that bound what a member gets, as publishes happen between them; members
+// get exactly the publishes in their range; other namespaces are apart.
+func TestRoomSequence(t *testing.T) {
+	t.Parallel()
+	r := []byte("r")
+	J := wire.RoomMsg{Op: wire.RoomJoin, Room: r}
+	L := wire.RoomMsg{Op: wire.RoomLeave, Room: r}
+	P := func(flags byte, p string) wire.RoomMsg {
+		return wire.RoomMsg{Op: wire.RoomPublish, Flags: flags, Room: r, Payload: []byte(p)}
+	}
+	j := func(seq uint64) wire.RoomMsg { return wire.RoomMsg{Op: wire.RoomJoined, Room: r, Seq: seq} }
+	l := func(seq uint64) wire.RoomMsg { return wire.RoomMsg{Op: wire.RoomLeft, Room: r, Seq: seq} }
+	D := func(seq uint64, p string) wire.RoomMsg {
+		return wire.RoomMsg{Op: wire.RoomDeliver, Room: r, Seq: seq, Payload: []byte(p)}
+	}
+	// Connections: 0 publishes and is never a member; 1 and 2 are members
+	// on "/"; 3 joins the same room name on "/other".
+	const pub, a, b, other = 0, 1, 2, 3
+	steps := []struct {
+		from int
+		send wire.RoomMsg
+		want map[int][]wire.RoomMsg
+	}{
+		{other, J, map[int][]wire.RoomMsg{other: {j(0)}}},
+		{a, J, map[int][]wire.RoomMsg{a: {j(0)}}},
+		{pub, P(0, "m0"), map[int][]wire.RoomMsg{a: {D(0, "m0")}}},
+		{pub, P(wire.PublishToSelf, "m1"), map[int][]wire.RoomMsg{a: {D(1, "m1")}}}, // not a member: self is moot
+		{b, J, map[int][]wire.RoomMsg{b: {j(2)}}},
+		{a, J, map[int][]wire.RoomMsg{a: {j(2)}}}, // already a member: nothing changes
+		{pub, P(0, "m2"), map[int][]wire.RoomMsg{a: {D(2, "m2")}, b: {D(2, "m2")}}},
+		{a, L, map[int][]wire.RoomMsg{a: {l(3)}}},
+		{pub, P(0, "m3"), map[int][]wire.RoomMsg{b: {D(3, "m3")}}},
+		{b, P(wire.PublishToSelf, "m4"), map[int][]wire.RoomMsg{b: {D(4, "m4")}}},
+		{b, P(0, "m5"), nil}, // numbered 5, delivered to nobody
+		{a, J, map[int][]wire.RoomMsg{a: {j(6)}}},
+		{b, P(0, "m6"), map[int][]wire.RoomMsg{a: {D(6, "m6")}}},
+		{b, L, map[int][]wire.RoomMsg{b: {l(7)}}},
+		{a, L, map[int][]wire.RoomMsg{a: {l(7)}}}, // the last member: the room goes
+		{a, L, map[int][]wire.RoomMsg{a: {l(0)}}}, // no such room
+		{pub, P(0, "lost"), nil},
+		{a, J, map[int][]wire.RoomMsg{a: {j(0)}}}, // a new room
+	}
+	for _, loops := range []int{1, 3} {
+		t.Run(fmt.Sprintf("loops=%d", loops), func(t *testing.T) {
+			t.Parallel()
+			s := serve(t, Config{WS: "127.0.0.1:0", Loops: loops})
+			cs := []wsClient{dialPath(t, s, "/"), dialPath(t, s, "/"), dialPath(t, s, "/"), dialPath(t, s, "/other")}
+			barrier := wire.RoomMsg{Op: wire.RoomEcho, Payload: []byte("sync")}
+			for i, st := range steps {
+				// The echo behind each request comes back once the server
+				// has served the request, fan-out included.
+				sendRoom(t, cs[st.from], st.send)
+				sendRoom(t, cs[st.from], barrier)
+				want := maps.Clone(st.want)
+				if want == nil {
+					want = make(map[int][]wire.RoomMsg)
+				}
+				want[st.from] = append(slices.Clip(want[st.from]), barrier)
+				for who, msgs := range want {
+					for _, want := range msgs {
+						got, err := readRoom(cs[who])
+						if err != nil {
+							t.Fatalf("step %d: conn %d: %v", i, who, err)
+						}
+						if !sameRoomMsg(got, want) {
+							t.Fatalf(
+								"step %d: conn %d got %q seq %d %q, want %q seq %d %q",
+								i, who, byte(got.Op), got.Seq, got.Payload, byte(want.Op), want.Seq, want.Payload)
+						}
+					}
+				}
+			}
+			for i, c := range cs {
+				expectNothingMore(t, c, fmt.Sprintf("conn %d", i))
+			}
+			st := s.Stats()
+			if st.Rooms != 2 || st.Members != 2 {
+				t.Errorf("rooms %d members %d, want 2 and 2", st.Rooms, st.Members)
+			}
+			if st.Deliveries != 7 || st.Drops != 0 {
+				t.Errorf("deliveries %d drops %d, want 7 and 0", st.Deliveries, st.Drops)
+			}
+		})
+	}
+}
+
+// TestRoomFanOut: many members over several loops, several publishers at
+// once; every member gets every publish exactly once (its own only with
+// PublishToSelf), in room sequence order, with the same bytes as every other
+// member; non-members get nothing.
+func TestRoomFanOut(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		loops      int
+		members    int
+		publishers int // the first members
+		self       bool
+	}{
+		{name: "one loop", loops: 1, members: 40, publishers: 1},
+		{name: "two loops", loops: 2, members: 41, publishers: 3},
+		{name: "four loops, to self", loops: 4, members: 48, publishers: 4, self: true},
+	}
+	const perPublisher = 30
+	room := []byte("lobby")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := serve(t, Config{WS: "127.0.0.1:0", Loops: tt.loops})
+			members := make([]wsClient, tt.members)
+			for i := range members {
+				members[i] = dialPath(t, s, "/chat")
+				sendRoom(t, members[i], wire.RoomMsg{Op: wire.RoomJoin, Room: room})
+			}
+			for i, c := range members {
+				m, err := readRoom(c)
+				if err != nil || m.Op != wire.RoomJoined || m.Seq != 0 {
+					t.Fatalf("member %d: join reply %q seq %d, %v", i, byte(m.Op), m.Seq, err)
+				}
+			}
+			outsider := dialPath(t, s, "/chat")
+			elsewhere := dialPath(t, s, "/elsewhere")
+			sendRoom(t, elsewhere, wire.RoomMsg{Op: wire.RoomJoin, Room: room})
+			if m, err := readRoom(elsewhere); err != nil || m.Op != wire.RoomJoined {
+				t.Fatalf("elsewhere: join reply %q, %v", byte(m.Op), err)
+			}
+			if st := s.Stats(); st.Rooms != 2 || st.Members != int64(tt.members)+1 {
+				t.Fatalf("rooms %d members %d, want 2 and %d", st.Rooms, st.Members, tt.members+1)
+			}
+
+			var flags byte
+			if tt.self {
+				flags = wire.PublishToSelf
+			}
+			var wg sync.WaitGroup
+			for p := range tt.publishers {
+				wg.Go(func() {
+					for i := range perPublisher {
+						b := roomBytes(t, wire.RoomMsg{Op: wire.RoomPublish, Flags: flags, Room: room,
+							Payload: fmt.Appendf(nil, "from %d #%d", p, i)})
+						if err := wsutil.WriteClientMessage(members[p], ws.OpBinary, b); err != nil {
+							t.Errorf("publisher %d: %v", p, err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+
+			total := tt.publishers * perPublisher
+			bySeq := make(map[uint64][]byte) // the delivery every member got for each rseq
+			for i, c := range members {
+				want := total
+				if i < tt.publishers && !tt.self {
+					want -= perPublisher
+				}
+				last := int64(-1)
+				for k := range want {
+					m, err := readRoom(c)
+					if err != nil || m.Op != wire.RoomDeliver || !bytes.Equal(m.Room, room) {
+						t.Fatalf("member %d delivery %d: %q %q, %v", i, k, byte(m.Op), m.Room, err)
+					}
+					if int64(m.Seq) <= last || m.Seq >= uint64(total) {
+						t.Fatalf("member %d: rseq %d after %d (of %d)", i, m.Seq, last, total)
+					}
+					last = int64(m.Seq)
+					var p, n int
+					if _, err := fmt.Sscanf(string(m.Payload), "from %d #%d", &p, &n); err != nil {
+						t.Fatalf("member %d: payload %q: %v", i, m.Payload, err)
+					}
+					if p == i && !tt.self {
+						t.Fatalf("member %d got its own publish %q", i, m.Payload)
+					}
+					if prev, ok := bySeq[m.Seq]; ok && !bytes.Equal(prev, m.Payload) {
+						t.Fatalf("rseq %d: member %d got %q, another %q", m.Seq, i, m.Payload, prev)
+					}
+					bySeq[m.Seq] = m.Payload
+				}
+				expectNothingMore(t, c, fmt.Sprintf("member %d", i))
+			}
+			if len(bySeq) != total {
+				t.Errorf("%d distinct rseqs delivered, want %d", len(bySeq), total)
+			}
+			expectNothingMore(t, outsider, "outsider")
+			expectNothingMore(t, elsewhere, "elsewhere")
+			want := int64(total * tt.members)
+			if !tt.self {
+				want -= int64(tt.publishers * perPublisher)
+			}
+			if st := s.Stats(); st.Deliveries != want || st.Drops != 0 {
+				t.Errorf("deliveries %d drops %d, want %d and 0", st.Deliveries, st.Drops, want)
+			}
+		})
+	}
+}
+
+// TestRoomMemberCloses: a member that closes leaves its rooms: later
+// publishes do not count it, and the last one's close removes the room.
+func TestRoomMemberCloses(t *testing.T) {
+	t.Parallel()
+	s := serve(t, Config{WS: "127.0.0.1:0", Loops: 2})
+	room := []byte("r")
+	pub, a, b := dialWS(t, s), dialWS(t, s), dialWS(t, s)
+	for _, c := range []wsClient{a, b} {
+		sendRoom(t, c, wire.RoomMsg{Op: wire.RoomJoin, Room: room})
+		if m, err := readRoom(c); err != nil || m.Op != wire.RoomJoined {
+			t.Fatalf("join reply %q, %v", byte(m.Op), err)
+		}
+	}
+	_ = a.Close()
+	waitFor(t, "members 1", func() bool { return s.Stats().Members == 1 })
+	sendRoom(t, pub, wire.RoomMsg{Op: wire.RoomPublish, Room: room, Payload: []byte("x")})
+	if m, err := readRoom(b); err != nil || m.Op != wire.RoomDeliver || m.Seq != 0 {
+		t.Fatalf("delivery %q seq %d, %v", byte(m.Op), m.Seq, err)
+	}
+	if st := s.Stats(); st.Deliveries != 1 || st.Drops != 0 || st.Rooms != 1 {
+		t.Errorf("deliveries %d drops %d rooms %d, want 1, 0, 1", st.Deliveries, st.Drops, st.Rooms)
+	}
+	_ = b.Close()
+	waitFor(t, "no rooms", func() bool { st := s.Stats(); return st.Members == 0 && st.Rooms == 0 })
+}
+
+// TestRoomSlowMember: a member that never reads has its deliveries dropped
+// and counted once its queue is full; the queue stays within MaxPending, the
+// other member gets everything, and the slow one, when it reads at last, gets
+// the deliveries not dropped, in order.
+func TestRoomSlowMember(t *testing.T) {
+	t.Parallel()
+	const (
+		maxPending = 256 << 10
+		publishes  = 3000 // of 8 KiB: 24 MiB, far more than socket buffers hold
+		window     = 4    // publishes ahead of the fast member's reads
+	)
+	room := []byte("r")
+	for _, loops := range []int{1, 2} {
+		t.Run(fmt.Sprintf("loops=%d", loops), func(t *testing.T) {
+			t.Parallel()
+			s := serve(t, Config{WS: "127.0.0.1:0", Loops: loops, MaxPending: maxPending})
+			slow, fast, pub := dialWS(t, s), dialWS(t, s), dialWS(t, s)
+			for _, c := range []wsClient{slow, fast} {
+				_ = c.SetDeadline(time.Now().Add(4 * testTimeout))
+				sendRoom(t, c, wire.RoomMsg{Op: wire.RoomJoin, Room: room})
+				if m, err := readRoom(c); err != nil || m.Op != wire.RoomJoined {
+					t.Fatalf("join reply %q, %v", byte(m.Op), err)
+				}
+			}
+			var got atomic.Int64
+			done := make(chan error, 1)
+			go func() {
+				for i := range publishes {
+					m, err := readRoom(fast)
+					if err == nil && (m.Op != wire.RoomDeliver || m.Seq != uint64(i)) {
+						err = fmt.Errorf("delivery %d: %q seq %d", i, byte(m.Op), m.Seq)
+					}
+					if err != nil {
+						done <- err
+						return
+					}
+					got.Add(1)
+				}
+				done <- nil
+			}()
+			payload := make([]byte, 8<<10)
+			frame := roomBytes(t, wire.RoomMsg{Op: wire.RoomPublish, Room: room, Payload: payload})
+			for i := range publishes {
+				for got.Load() < int64(i-window) {
+					select {
+					case err := <-done:
+						t.Fatalf("fast member: %v", err)
+					default:
+						time.Sleep(50 * time.Microsecond)
+					}
+				}
+				if err := wsutil.WriteClientMessage(pub, ws.OpBinary, frame); err != nil {
+					t.Fatalf("publish %d: %v", i, err)
+				}
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("fast member: %v", err)
+			}
+			// The slow member may be on another loop, which counts its last
+			// deliveries after the fast member has read its own.
+			waitFor(t, "every delivery counted", func() bool {
+				st := s.Stats()
+				return st.Deliveries+st.Drops >= 2*publishes
+			})
+			st := s.Stats()
+			if st.Drops == 0 || st.Deliveries+st.Drops != 2*publishes {
+				t.Fatalf("deliveries %d drops %d, want some drops and %d in all", st.Deliveries, st.Drops, 2*publishes)
+			}
+			var peak int64
+			for _, l := range s.loops {
+				peak = max(peak, l.pub.peakQueued.Load())
+			}
+			if peak > maxPending {
+				t.Errorf("a queue reached %d bytes, want at most MaxPending %d", peak, maxPending)
+			}
+			last := int64(-1)
+			for range publishes - st.Drops {
+				m, err := readRoom(slow)
+				if err != nil || m.Op != wire.RoomDeliver || int64(m.Seq) <= last {
+					t.Fatalf("slow member: %q seq %d after %d, %v", byte(m.Op), m.Seq, last, err)
+				}
+				last = int64(m.Seq)
+			}
+			expectNothingMore(t, slow, "slow member")
+		})
+	}
+}
+
+// TestRoomFrames: how room requests are told from echo messages, gathered
+// over reads, and refused.
+func TestRoomFrames(t *testing.T) {
+	t.Parallel()
+	big := bytes.Repeat([]byte("0123456789abcdef"), 300<<10/16) // over several reads
+	echo := func(p []byte) []byte { return append([]byte{'E'}, p...) }
+	join := roomBytes(t, wire.RoomMsg{Op: wire.RoomJoin, Room: []byte("r")})
+	joined := roomBytes(t, wire.RoomMsg{Op: wire.RoomJoined, Room: []byte("r")})
+	tests := []struct {
+		name      string
+		send      [][]byte // client frames, written at once
+		want      [][]byte // binary or text payloads echoed or answered, in order
+		wantText  bool
+		wantClose ws.StatusCode
+	}{
+		{name: "echo op", send: [][]byte{clientFrame(t, masked(true, ws.OpBinary), echo([]byte("hi")))},
+			want: [][]byte{echo([]byte("hi"))}},
+		{name: "echo op over many reads", send: [][]byte{clientFrame(t, masked(true, ws.OpBinary), echo(big))},
+			want: [][]byte{echo(big)}},
+		{name: "measurement message", send: [][]byte{clientFrame(t, masked(true, ws.OpBinary), []byte("S0123"))},
+			want: [][]byte{[]byte("S0123")}},
+		{name: "text frame starting with J", send: [][]byte{clientFrame(t, masked(true, ws.OpText), []byte("Jr"))},
+			want: [][]byte{[]byte("Jr")}, wantText: true},
+		{name: "empty binary message", send: [][]byte{clientFrame(t, masked(true, ws.OpBinary), nil)},
+			want: [][]byte{{}}},
+		{name: "pipelined", send: [][]byte{
+			clientFrame(t, masked(true, ws.OpBinary), join),
+			clientFrame(t, masked(true, ws.OpBinary), []byte("S1")),
+			clientFrame(t, masked(true, ws.OpBinary), echo(nil)),
+		}, want: [][]byte{joined, []byte("S1"), echo(nil)}},
+		{name: "malformed", send: [][]byte{clientFrame(t, masked(true, ws.OpBinary), []byte("J\x05r"))},
+			wantClose: ws.StatusInvalidFramePayloadData},
+		{name: "fragmented", send: [][]byte{clientFrame(t, masked(false, ws.OpBinary), []byte("E1"))},
+			wantClose: ws.StatusUnsupportedData},
+		{name: "too big", send: [][]byte{clientFrame(t, masked(true, ws.OpBinary), echo(make([]byte, 2<<20)))},
+			wantClose: ws.StatusMessageTooBig},
+	}
+	s := serve(t, Config{WS: "127.0.0.1:0", Loops: 2})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := dialWS(t, s)
+			go func() { _, _ = c.Write(bytes.Join(tt.send, nil)) }()
+			if tt.wantClose != 0 {
+				expectClose(t, c, tt.wantClose)
+				return
+			}
+			for i, want := range tt.want {
+				h, p := readFrame(t, c)
+				op := ws.OpBinary
+				if tt.wantText {
+					op = ws.OpText
+				}
+				if h.OpCode != op || !h.Fin || !bytes.Equal(p, want) {
+					t.Fatalf("reply %d: %+v %d bytes, want %v %d bytes", i, h, len(p), op, len(want))
+				}
+			}
+		})
+	}
+}
+
+// TestRoomDeliveryAllocs checks that a publish to members on two loops
+// allocates nothing, server and test client together. Not parallel: it
+// counts the process's allocations.
+func TestRoomDeliveryAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	const members = 8
+	s := serve(t, Config{WS: "127.0.0.1:0", Loops: 2})
+	room := []byte("r")
+	payload := bytes.Repeat([]byte("a"), 64)
+	var rs []io.Reader // boxed once, not per call
+	for range members {
+		c := dialWS(t, s)
+		sendRoom(t, c, wire.RoomMsg{Op: wire.RoomJoin, Room: room})
+		if m, err := readRoom(c); err != nil || m.Op != wire.RoomJoined {
+			t.Fatalf("join reply %q, %v", byte(m.Op), err)
+		}
+		rs = append(rs, c)
+	}
+	pub := io.Writer(dialWS(t, s))
+	frame := ws.MustCompileFrame(ws.MaskFrame(ws.NewBinaryFrame(roomBytes(t,
+		wire.RoomMsg{Op: wire.RoomPublish, Room: room, Payload: payload}))))
+	delivery := make([]byte, 2+10+len(room)+len(payload))
+	var err error
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, e := pub.Write(frame); e != nil && err == nil {
+			err = e
+		}
+		for _, r := range rs {
+			if _, e := io.ReadFull(r, delivery); e != nil && err == nil {
+				err = e
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if allocs != 0 {
+		t.Errorf("%v allocs per publish to %d members, want 0", allocs, members)
+	}
+	if got := binary.BigEndian.Uint64(delivery[2+2+len(room):]); got != 200 {
+		t.Errorf("last rseq %d, want 200", got)
+	}
+}
