@@ -65,6 +65,7 @@ func (f *fanout) release() {
 type fanItem struct {
 	f       *fanout
 	members []*conn
+	skip    *conn // the publisher, unless it asked for its own publish
 }
 
 // isRoomOp reports whether a binary message starting with b is a room
@@ -253,35 +254,36 @@ func (l *loop) publishRoom(c *conn, m *wire.RoomMsg) {
 
 	// Sequence number, capture and hand-off under the room's lock, so that
 	// every loop receives a room's publishes in sequence order.
+	// This loop's own members are queued like the others': delivering
+	// them straight after the unlock would put this publish behind later
+	// ones other loops handed to l in between.
 	r.mu.Lock()
 	binary.BigEndian.PutUint64(f.b[seqAt:], r.seq)
 	r.seq++
-	members := r.members
-	refs := int32(1)
-	for i, ms := range members {
-		if i != l.id && len(ms) > 0 {
+	var refs int32
+	for _, ms := range r.members {
+		if len(ms) > 0 {
 			refs++
 		}
 	}
+	if refs == 0 {
+		r.mu.Unlock()
+		f.refs.Store(1)
+		f.release()
+		return
+	}
 	f.refs.Store(refs)
-	for i, ms := range members {
-		if i != l.id && len(ms) > 0 && !l.s.loops[i].handFanout(f, ms) {
+	var skip *conn
+	if m.Flags&wire.PublishToSelf == 0 {
+		skip = c
+	}
+	for i, ms := range r.members {
+		if len(ms) > 0 && !l.s.loops[i].handFanout(f, ms, skip) {
 			f.release()
 		}
 	}
 	r.mu.Unlock()
-
-	// Earlier publishes handed to l go out first, to keep the order.
-	if l.fan.has.Load() {
-		l.takeFanout()
-	}
-	self := m.Flags&wire.PublishToSelf != 0
-	for _, mc := range members[l.id] {
-		if mc != c || self {
-			l.deliver(mc, f.b)
-		}
-	}
-	f.release()
+	l.takeFanout()
 }
 
 // deliver writes frame b, a delivery, to member c of a room, or drops and
@@ -310,14 +312,18 @@ func (l *loop) deliver(c *conn, b []byte) {
 
 // handFanout queues a publish for members ms on l, which writes it after its
 // next wake-up. It reports false if l has stopped.
-func (l *loop) handFanout(f *fanout, ms []*conn) bool { return put(l, &l.fan, fanItem{f, ms}) }
+func (l *loop) handFanout(f *fanout, ms []*conn, skip *conn) bool {
+	return put(l, &l.fan, fanItem{f, ms, skip})
+}
 
 // takeFanout writes the publishes handed to l to their members.
 func (l *loop) takeFanout() {
 	items := take(l, &l.fan)
 	for i, it := range items {
 		for _, mc := range it.members {
-			l.deliver(mc, it.f.b)
+			if mc != it.skip {
+				l.deliver(mc, it.f.b)
+			}
 		}
 		it.f.release()
 		items[i] = fanItem{} // let the buffer and member slice go
