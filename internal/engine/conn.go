@@ -369,6 +369,20 @@ func (m *msgs) appendTopUp(buf []byte, r regime, limit int, now int64) ([]byte, 
 	return buf, n
 }
 
+// trim is the scale-down half of Scale: under mu, it cuts the open
+// connections *conns to the first n and returns how many were open and the
+// ones cut, for the caller to retire.
+func trim[T any](mu *sync.Mutex, conns *[]T, n int) (open int, cut []T) {
+	mu.Lock()
+	defer mu.Unlock()
+	open = len(*conns)
+	if n < open {
+		cut = append(cut, (*conns)[n:]...)
+		*conns = (*conns)[:n]
+	}
+	return open, cut
+}
+
 // scaleUp opens need connections, at most rate per second (0: no limit),
 // each dialled by open in its own goroutine with an id from nextID. It
 // returns when every dial it started has finished, or ctx's error.

@@ -61,7 +61,7 @@ func NewEpoll(cfg Config) (*Epoll, error) {
 		}
 		l := &loop{
 			e: e, idx: i, poll: p, rec: cfg.Set.Recorder(i), hold: cfg.Set.Len() > n,
-			rbuf: make([]byte, loopReadBuffer), done: make(chan struct{}),
+			rbuf:  make([]byte, loopReadBuffer),
 			sched: e.sched.Load(),
 		}
 		e.loops = append(e.loops, l)
@@ -86,14 +86,7 @@ func (e *Epoll) LoopCount() int { return len(e.loops) }
 
 // Scale implements Engine.
 func (e *Epoll) Scale(ctx context.Context, n int, rate float64) error {
-	e.mu.Lock()
-	open := len(e.conns)
-	var retire []*econn
-	if n < open {
-		retire = append(retire, e.conns[n:]...)
-		e.conns = e.conns[:n]
-	}
-	e.mu.Unlock()
+	open, retire := trim(&e.mu, &e.conns, n)
 	for _, c := range retire {
 		c.l.post(cmd{op: opRetire, c: c})
 	}
@@ -257,7 +250,6 @@ type loop struct {
 	conns   []*econn        // by fd
 	heap    []*econn        // open-loop connections by nextAt
 	sched   *schedule       // the schedule the loop last acted on
-	done    chan struct{}
 
 	inMu  sync.Mutex
 	inbox []cmd
@@ -281,7 +273,6 @@ func (l *loop) post(c cmd) {
 func (l *loop) run() {
 	defer l.e.wg.Done()
 	poll.LockThread()
-	defer close(l.done)
 	clk := l.e.clk
 	for {
 		l.holdRecorder(true)

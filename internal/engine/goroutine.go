@@ -47,14 +47,7 @@ func (e *Goroutine) Name() string { return "goroutine" }
 
 // Scale implements Engine.
 func (e *Goroutine) Scale(ctx context.Context, n int, rate float64) error {
-	e.mu.Lock()
-	open := len(e.conns)
-	var retire []*gconn
-	if n < open {
-		retire = append(retire, e.conns[n:]...)
-		e.conns = e.conns[:n]
-	}
-	e.mu.Unlock()
+	open, retire := trim(&e.mu, &e.conns, n)
 	for _, c := range retire {
 		c.retire()
 	}
