@@ -3,6 +3,7 @@ package scenarios
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -63,8 +64,12 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 	clk := engine.NewClock()
 	startedAt := time.Now()
 	eng, err := engine.New(opts.Engine, engine.Config{Plan: p, Set: set, Clock: clk, Logf: opts.Logf, Loops: opts.Loops})
-	if err != nil {
-		return nil, &Error{Flag: "--engine", Msg: err.Error()}
+	switch {
+	case err == nil:
+	case engine.Check(opts.Engine) != nil || errors.Is(err, engine.ErrNoTLS):
+		return nil, &Error{Flag: "--engine", Msg: err.Error()} // the user's choice: exit 2
+	default:
+		return nil, &RunError{Err: fmt.Errorf("start the engine: %w", err)} // the system's: exit 3
 	}
 	cpu0 := cpuTime()
 	rss0 := rss()

@@ -7,6 +7,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -67,6 +68,10 @@ type Engine interface {
 	// flight (or lost, for UDP past the timeout) and waits for goroutines.
 	Close()
 }
+
+// ErrNoTLS is New's answer to the epoll engine with a wss:// target: a
+// configuration error.
+var ErrNoTLS = errors.New("the epoll engine does not speak TLS; use --engine goroutine for wss:// targets")
 
 // Default is the engine a run uses unless told otherwise: epoll where the
 // system has it, goroutine elsewhere.

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"io"
 	"math"
 	"sync"
@@ -42,7 +41,7 @@ const epollSupported = true
 // NewEpoll starts loops event loops (0: GOMAXPROCS) for cfg.
 func NewEpoll(cfg Config) (*Epoll, error) {
 	if cfg.Plan.Target.TLS {
-		return nil, errors.New("the epoll engine does not speak TLS; use --engine goroutine for wss:// targets")
+		return nil, ErrNoTLS
 	}
 	n := cfg.Loops
 	if n <= 0 {
