@@ -57,6 +57,63 @@ type Result struct {
 	Self          Self                  `json:"self"`
 	Thresholds    []string              `json:"thresholds,omitempty"`        // as declared
 	Checks        []ThresholdResult     `json:"threshold_results,omitempty"` // each threshold checked against this run
+	// Broadcast is the delivery accounting of a room broadcast run (nil
+	// for echo runs). In a broadcast run Counters.Sent counts publishes,
+	// Counters.Received deliveries, and the latency histogram is
+	// publish-to-delivery: receive time minus the publish's intended time.
+	Broadcast *Broadcast `json:"broadcast,omitempty"`
+}
+
+// Broadcast is a room broadcast run's delivery accounting. Every measured
+// publish (intended time in the measured window) owes one delivery to each
+// member of its room when the server fanned it out, the publisher excluded
+// unless it asked for its own copy. Counts are exact: membership is known
+// as ranges of room sequence numbers (docs/protocol.md).
+type Broadcast struct {
+	Namespace   string `json:"namespace"`
+	Rooms       int    `json:"rooms"`
+	Subscribers int    `json:"subscribers"` // connections that joined rooms
+	Publishers  int    `json:"publishers"`  // connections that publish (in chat, every member)
+
+	Publishes  int64 `json:"publishes"`  // measured publishes sent
+	FannedOut  int64 `json:"fanned_out"` // measured publishes the server numbered (seen by at least one member, or between two that were)
+	Expected   int64 `json:"expected"`   // deliveries owed by the fanned-out publishes
+	Delivered  int64 `json:"delivered"`  // owed and received (once)
+	Missing    int64 `json:"missing"`    // owed and never received
+	Duplicated int64 `json:"duplicated"` // received again by a member that already had it
+	Extra      int64 `json:"extra"`      // received by a connection that was not a member when it was fanned out
+	Late       int64 `json:"late"`       // received after its publish was settled (loss timeout); counted missing too
+	Complete   int64 `json:"complete"`   // fanned-out publishes whose every owed delivery arrived
+
+	// FanOut is fan-out completion: the publish's intended send time to its
+	// last owed delivery, one sample per complete publish, ns.
+	FanOut *Histogram `json:"fanout"`
+	// PerRoom is the K largest rooms by subscribers, each on its own, then
+	// the rest together as one entry named "(N other rooms)".
+	PerRoom []RoomResult `json:"per_room"`
+}
+
+// DeliveryRatio is Delivered/Expected (1 when nothing was owed).
+func (b *Broadcast) DeliveryRatio() float64 {
+	if b.Expected == 0 {
+		return 1
+	}
+	return float64(b.Delivered) / float64(b.Expected)
+}
+
+// RoomResult is one room's (or the aggregate of small rooms') accounting.
+type RoomResult struct {
+	Name       string     `json:"name"`
+	Rooms      int        `json:"rooms"`   // 1, or how many rooms the aggregate holds
+	Members    int        `json:"members"` // subscribers planned
+	Publishes  int64      `json:"publishes"`
+	Expected   int64      `json:"expected"`
+	Delivered  int64      `json:"delivered"`
+	Missing    int64      `json:"missing"`
+	Duplicated int64      `json:"duplicated"`
+	Extra      int64      `json:"extra"`
+	Latency    *Histogram `json:"latency"` // publish-to-delivery, ns
+	FanOut     *Histogram `json:"fanout"`  // publish to last owed delivery, ns
 }
 
 // ThresholdResult is one threshold checked against a run.
