@@ -60,11 +60,15 @@ func Text(w io.Writer, r *result.Result) error {
 
 	c := r.Counters
 	secs := win.Seconds()
-	fmt.Fprintf(&b, "  messages   sent %d, received %d, lost %d, in flight at end %d", c.Sent, c.Received, c.Lost, c.InFlight)
-	if off := c.Sent - c.Received - c.Lost - c.InFlight; off != 0 {
-		fmt.Fprintf(&b, " (UNACCOUNTED %d)", off)
+	if r.Broadcast != nil {
+		textRooms(&b, r.Broadcast)
+	} else {
+		fmt.Fprintf(&b, "  messages   sent %d, received %d, lost %d, in flight at end %d", c.Sent, c.Received, c.Lost, c.InFlight)
+		if off := c.Sent - c.Received - c.Lost - c.InFlight; off != 0 {
+			fmt.Fprintf(&b, " (UNACCOUNTED %d)", off)
+		}
+		b.WriteString("\n")
 	}
-	b.WriteString("\n")
 	if c.Duplicates+c.Reordered+c.Late+c.Unexpected > 0 {
 		fmt.Fprintf(&b, "  anomalies  duplicates %d, reordered %d, late %d, unexpected %d\n", c.Duplicates, c.Reordered, c.Late, c.Unexpected)
 	}

@@ -16,7 +16,7 @@ func TestBuiltins(t *testing.T) {
 	for _, s := range specs {
 		names = append(names, s.Name)
 	}
-	if got, want := strings.Join(names, " "), "echo echo-tcp echo-udp idle ping ping-tcp ping-udp throughput"; got != want {
+	if got, want := strings.Join(names, " "), "broadcast broadcast-skewed chat echo echo-tcp echo-udp idle ping ping-tcp ping-udp throughput"; got != want {
 		t.Fatalf("built-ins: got %q, want %q", got, want)
 	}
 	for _, s := range specs {

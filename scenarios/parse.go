@@ -19,7 +19,7 @@ import (
 // Keys of a scenario and of a phase, in the order they are documented.
 var (
 	scenarioKeys = []string{"name", "description", "target", "transport", "framing", "mode", "insecure",
-		"warmup", "timeout", "connect_timeout", "max_inflight", "phases", "thresholds"}
+		"warmup", "timeout", "connect_timeout", "max_inflight", "phases", "thresholds", "broadcast"}
 	phaseKeys = []string{"name", "duration", "conns", "connect_rate", "rate", "per_conn_rate", "size", "inflight"}
 )
 
@@ -321,6 +321,7 @@ func (p *parser) scenario(root *yaml.Node) {
 		{"max_inflight", func(v *yaml.Node, path string) { s.MaxInFlight = p.integerPtr(v, path) }},
 		{"phases", p.phases},
 		{"thresholds", p.thresholds},
+		{"broadcast", p.broadcast},
 	}
 	seen, ok := p.mapping(root, "", "scenario", fields, phaseKeys)
 	if !ok {
@@ -374,6 +375,36 @@ func (p *parser) phases(v *yaml.Node, path string) {
 			p.failf(n, pp, "missing required key \"conns\" (connections to open, like conns: 100)")
 		}
 	}
+}
+
+func (p *parser) broadcast(v *yaml.Node, path string) {
+	b := &Broadcast{}
+	p.spec.Broadcast = b
+	fields := []field{
+		{"namespace", func(v *yaml.Node, path string) { p.str(v, path, &b.Namespace) }},
+		{"rooms", func(v *yaml.Node, path string) { b.Rooms = p.integerPtr(v, path) }},
+		{"distribution", func(v *yaml.Node, path string) { p.str(v, path, &b.Distribution) }},
+		{"skew", func(v *yaml.Node, path string) { b.Skew = p.numberPtr(v, path) }},
+		{"sizes", func(v *yaml.Node, path string) {
+			if v.Kind != yaml.SequenceNode {
+				p.failf(v, path, "want a list of room sizes like [500, 300, 200], got %s", describe(v))
+				return
+			}
+			for i, n := range v.Content {
+				var k int
+				if p.integer(deref(n), fmt.Sprintf("%s[%d]", path, i), &k) {
+					b.Sizes = append(b.Sizes, k)
+				}
+			}
+		}},
+		{"publishers", func(v *yaml.Node, path string) { b.Publishers = p.integerPtr(v, path) }},
+		{"publish_rate", func(v *yaml.Node, path string) { b.PublishRate = p.numberPtr(v, path) }},
+		{"chat", func(v *yaml.Node, path string) { p.boolean(v, path, &b.Chat) }},
+		{"to_self", func(v *yaml.Node, path string) { p.boolean(v, path, &b.ToSelf) }},
+		{"top_rooms", func(v *yaml.Node, path string) { b.TopRooms = p.integerPtr(v, path) }},
+		{"churn_every", func(v *yaml.Node, path string) { p.integer(v, path, &b.ChurnEvery) }},
+	}
+	p.mapping(v, path, "broadcast", fields, nil)
 }
 
 func (p *parser) thresholds(v *yaml.Node, path string) {

@@ -115,7 +115,7 @@ func TestParseErrors(t *testing.T) {
 		{"scenario key in phase", head + "    warmup: 1s\n",
 			`t.yaml:5:5: unknown key "warmup" in phase; warmup is a scenario key: move it to the top level`},
 		{"unknown key, nothing close", "name: t\nfoo: 1\nphases:\n  - duration: 10s\n    conns: 10\n",
-			`t.yaml:2:1: unknown key "foo" in scenario (known keys: name, description, target, transport, framing, mode, insecure, warmup, timeout, connect_timeout, max_inflight, phases, thresholds)`},
+			`t.yaml:2:1: unknown key "foo" in scenario (known keys: name, description, target, transport, framing, mode, insecure, warmup, timeout, connect_timeout, max_inflight, phases, thresholds, broadcast)`},
 		{"duplicate key", head + "    rate: 100\n    rate: 200\n",
 			`t.yaml:6:5: duplicate key "rate" in phase; first given at line 5`},
 		{"duplicate top key", "name: t\nname: u\nphases:\n  - duration: 10s\n    conns: 10\n",

@@ -82,6 +82,9 @@ func (s *Spec) Plan(lim Limits) (*plan.Plan, error) {
 		}
 		p.Phases = append(p.Phases, ph)
 	}
+	if s.Broadcast != nil {
+		p.Broadcast = r.broadcast(p, lim)
+	}
 	if err := r.errs.err(); err != nil {
 		return nil, err
 	}
@@ -307,6 +310,14 @@ func (r *resolver) phase(i int, p *plan.Plan, mode plan.Mode, lim Limits) plan.P
 			}
 		}
 	case plan.Open:
+		if r.s.Broadcast != nil {
+			for _, key := range []string{"rate", "per_conn_rate", "inflight"} {
+				if r.s.has(at(key)) {
+					r.failf(at(key), "a broadcast scenario sets its rate with broadcast.publish_rate (publishes/s per room; flag --publish-rate); drop %s", r.name(at(key)))
+				}
+			}
+			break
+		}
 		if ph.InFlight != nil {
 			r.failf(at("inflight"), "only applies to closed mode; drop %s or set mode: closed", r.name(at("inflight")))
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/sockbench/sockbench/internal/metrics"
 	"github.com/sockbench/sockbench/internal/plan"
 	"github.com/sockbench/sockbench/internal/result"
+	"github.com/sockbench/sockbench/internal/rooms"
 	"github.com/sockbench/sockbench/targets"
 )
 
@@ -63,7 +64,14 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 	set := metrics.NewSet(4*engine.CPUs() + opts.Loops)
 	clk := engine.NewClock()
 	startedAt := time.Now()
-	eng, err := engine.New(opts.Engine, engine.Config{Plan: p, Set: set, Clock: clk, Logf: opts.Logf, Loops: opts.Loops})
+	var tracker *rooms.Tracker
+	stopSweep := func() {}
+	if p.Broadcast != nil {
+		tracker = rooms.New(p, set.Win)
+		stopSweep = sweep(tracker, clk)
+		defer stopSweep()
+	}
+	eng, err := engine.New(opts.Engine, engine.Config{Plan: p, Set: set, Clock: clk, Logf: opts.Logf, Loops: opts.Loops, Rooms: tracker})
 	switch {
 	case err == nil:
 	case engine.Check(opts.Engine) != nil || errors.Is(err, engine.ErrNoTLS):
@@ -105,7 +113,7 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 			SendLagP99Ns: tick.SendLag.ValueAtPercentile(99), SendLagMaxNs: tick.SendLag.Max(),
 		}
 		if p.Mode == plan.Open {
-			iv.PlannedRate = ph.PerConnRate * float64(open)
+			iv.PlannedRate = ph.Rate() * min(float64(open)/float64(ph.Conns), 1)
 		}
 		iv.RSSBytes = rss()
 		// The last interval with the most connections open: held, not ramping.
@@ -151,6 +159,13 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 	if err != nil {
 		return nil, err
 	}
+	var bc *result.Broadcast
+	if tracker != nil {
+		stopSweep()
+		if bc, err = tracker.Finish(); err != nil {
+			return nil, err
+		}
+	}
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
 		return nil, fmt.Errorf("encode scenario: %w", err)
@@ -170,6 +185,7 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 		Counters:    counters,
 		Histograms:  hists,
 		Intervals:   intervals,
+		Broadcast:   bc,
 	}
 	if p.Target.Transport != plan.TCP {
 		r.Plan.Framing = ""
@@ -207,6 +223,30 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 	return r, nil
 }
 
+// sweep settles the tracker's publishes every rooms.SweepEvery until the
+// returned stop is called.
+func sweep(t *rooms.Tracker, clk engine.Clock) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(rooms.SweepEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				t.Sweep(clk.Now())
+			case <-done:
+				return
+			}
+		}
+	}()
+	return sync.OnceFunc(func() {
+		close(done)
+		<-finished
+	})
+}
+
 // startReference starts the embedded reference server for p's transport on
 // loopback with ephemeral ports and points p's target at it.
 func startReference(p *plan.Plan, logf func(string, ...any)) (*targets.Server, error) {
@@ -224,6 +264,10 @@ func startReference(p *plan.Plan, logf func(string, ...any)) (*targets.Server, e
 		return nil, err
 	}
 	p.Target.URL = srv.URL(string(p.Target.Transport))
+	if b := p.Broadcast; b != nil && p.Target.Transport == plan.WS {
+		// Over WebSocket the namespace is the URL path.
+		p.Target.URL = strings.TrimSuffix(p.Target.URL, "/") + b.Namespace
+	}
 	switch p.Target.Transport {
 	case plan.TCP:
 		p.Target.Addr = srv.TCPAddr()

@@ -97,6 +97,10 @@ type Spec struct {
 	// Thresholds are pass/fail conditions on the results, such as
 	// "p99 < 50ms" (see ParseThreshold).
 	Thresholds []Threshold `json:"thresholds,omitempty"`
+	// Broadcast, if set, makes the scenario a room broadcast: the phase's
+	// conns are subscribers spread over rooms, publishers publish to the
+	// rooms, and every delivery is accounted for. See Broadcast.
+	Broadcast *Broadcast `json:"broadcast,omitempty"`
 
 	// File is where the Spec was read from ("echo.yaml", "builtin:echo");
 	// it is not a YAML key.
@@ -130,6 +134,48 @@ type Phase struct {
 	// InFlight is, in closed mode, how many messages each connection keeps
 	// outstanding. Default 1; not valid in open mode.
 	InFlight *int `json:"inflight,omitempty"`
+}
+
+// Broadcast is the rooms and roles of a room broadcast scenario against a
+// server that speaks the reference room protocol. The phase's conns are the
+// subscribers; publishers come on top of them. A broadcast scenario has one
+// phase, in open mode, and sets its rate here, not in the phase.
+type Broadcast struct {
+	// Namespace is sent in every join, leave and publish. Over WebSocket
+	// the namespace is the URL path; against the embedded server the path
+	// is set to it. Default "/".
+	Namespace string `json:"namespace,omitempty"`
+	// Rooms is the number of rooms, named room-0, room-1, ... Default 1,
+	// or the length of Sizes.
+	Rooms *int `json:"rooms,omitempty"`
+	// Distribution spreads subscribers over rooms: uniform (default: sizes
+	// differ by at most one) or zipf (room k gets a share proportional to
+	// 1/(k+1)^Skew: a few large rooms and many small ones).
+	Distribution string `json:"distribution,omitempty"`
+	// Skew is the zipf exponent. Default 1.
+	Skew *float64 `json:"skew,omitempty"`
+	// Sizes gives every room's subscribers explicitly; they must add up to
+	// the phase's conns.
+	Sizes []int `json:"sizes,omitempty"`
+	// Publishers is the number of publisher connections. Default 1; not
+	// with Chat.
+	Publishers *int `json:"publishers,omitempty"`
+	// PublishRate is publishes per second per room. Required. In chat
+	// every member publishes at the same rate, PublishRate*rooms/conns, so
+	// that an average room gets PublishRate.
+	PublishRate *float64 `json:"publish_rate,omitempty"`
+	// Chat makes every subscriber publish to its own room; there are no
+	// dedicated publishers.
+	Chat bool `json:"chat,omitempty"`
+	// ToSelf delivers a publish to its publisher too, if it is a member
+	// (Socket.IO's io.to(room)); default as socket.to(room), without.
+	ToSelf bool `json:"to_self,omitempty"`
+	// TopRooms is how many of the largest rooms are reported on their own;
+	// the rest are reported together. Default 10.
+	TopRooms *int `json:"top_rooms,omitempty"`
+	// ChurnEvery, if > 0, makes each subscriber leave and rejoin its room
+	// after that many deliveries: membership changes during the run.
+	ChurnEvery int `json:"churn_every,omitempty"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("20s",

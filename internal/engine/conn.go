@@ -12,6 +12,7 @@ import (
 
 	"github.com/sockbench/sockbench/internal/metrics"
 	"github.com/sockbench/sockbench/internal/plan"
+	"github.com/sockbench/sockbench/internal/rooms"
 	"github.com/sockbench/sockbench/internal/wire"
 )
 
@@ -27,13 +28,14 @@ type base struct {
 	onPublish func()
 	pubMu     sync.Mutex
 
-	ids         atomic.Uint32 // connection ids handed out
-	outstanding atomic.Int64  // messages sent and not yet answered or lost
-	owing       atomic.Int64  // open-loop connections with sends still due before the stop
+	ids         atomic.Uint32  // connection ids handed out
+	outstanding atomic.Int64   // messages sent and not yet answered or lost
+	owing       atomic.Int64   // open-loop connections with sends still due before the stop
+	rooms       *rooms.Tracker // broadcast accounting; nil for echo plans
 }
 
 func newBase(cfg Config) base {
-	return base{cfg: cfg, p: cfg.Plan, clk: cfg.Clock, set: cfg.Set}
+	return base{cfg: cfg, p: cfg.Plan, clk: cfg.Clock, set: cfg.Set, rooms: cfg.Rooms}
 }
 
 // newID returns the next connection id (0, 1, ...).
@@ -41,7 +43,14 @@ func (b *base) newID() uint32 { return b.ids.Add(1) - 1 }
 
 // Outstanding implements Engine: messages awaited plus connections that
 // still owe scheduled sends (running late at the end of the run).
-func (b *base) Outstanding() int64 { return b.outstanding.Load() + b.owing.Load() }
+// In a broadcast run, publishes not yet settled are awaited too.
+func (b *base) Outstanding() int64 {
+	n := b.outstanding.Load() + b.owing.Load()
+	if b.rooms != nil {
+		n += b.rooms.Pending()
+	}
+	return n
+}
 
 func (b *base) publish(f func(s *schedule) *schedule) {
 	b.pubMu.Lock()
@@ -94,6 +103,12 @@ type msgs struct {
 	pongDue     bool
 	heldUntil   int64 // ns: the target held sends back until then
 	windowHit   bool  // the last send attempt found the window full
+	// Broadcast roles: a subscriber has a member; a publisher (or a chat
+	// member) publishes; a subscriber that does not publish is silent.
+	member    *rooms.Member
+	publishes bool
+	silent    bool
+	scratch   []byte // room protocol messages are built here, then framed
 }
 
 // initialRing is a new connection's ring size; it grows on demand, so that
@@ -110,6 +125,11 @@ func (m *msgs) init(b *base, id uint32, rec *metrics.Recorder, connectedAt int64
 	}
 	m.text = m.codec.Text()
 	m.ring.init(initialRing)
+	if t := b.rooms; t != nil {
+		m.member = t.Member(id)
+		m.publishes = m.member == nil || b.p.Broadcast.Chat
+		m.silent = !m.publishes
+	}
 }
 
 func (m *msgs) ensurePayload(size int) {
@@ -137,6 +157,16 @@ func (m *msgs) frame(buf []byte, intended, now int64) []byte {
 	} else {
 		h.Put(*m.payload)
 	}
+	if m.publishes {
+		// A publish: no reply is awaited; its deliveries are the rooms
+		// tracker's to account.
+		var room int
+		m.scratch, room = m.b.rooms.AppendPublish(m.scratch[:0], m.id, m.sent, *m.payload)
+		buf = m.codec.Append(buf, m.scratch)
+		m.b.rooms.Published(room, intended)
+		m.sent++
+		return buf
+	}
 	buf = m.codec.Append(buf, *m.payload)
 	m.ring.add(m.sent, intended, now)
 	m.sent++
@@ -151,6 +181,30 @@ func (m *msgs) appendPong(buf []byte) []byte {
 	}
 	m.pongDue = false
 	return m.codec.(*wire.WSClient).AppendFrame(buf, ws.OpPong, m.pong)
+}
+
+// appendControl frames the next join or leave a subscriber owes the
+// server, if any, and reports whether there was one.
+func (m *msgs) appendControl(buf []byte) ([]byte, bool) {
+	if m.member == nil {
+		return buf, false
+	}
+	var ok bool
+	m.scratch, ok = m.member.AppendControl(m.scratch[:0])
+	if !ok {
+		return buf, false
+	}
+	return m.codec.Append(buf, m.scratch), true
+}
+
+// appendControls frames every join or leave due (stream transports).
+func (m *msgs) appendControls(buf []byte) []byte {
+	for {
+		var ok bool
+		if buf, ok = m.appendControl(buf); !ok {
+			return buf
+		}
+	}
 }
 
 // appendGoodbye frames a WebSocket close frame with code 1000 (normal
@@ -191,6 +245,9 @@ func (m *msgs) settle(now int64, dropped, unsent, retiring bool) {
 	if (unsent || dropped) && m.b.p.Mode == plan.Open && !retiring {
 		m.rec.Unsent(m.owed())
 	}
+	if m.member != nil {
+		m.member.End()
+	}
 	m.b.set.AddOpen(-1)
 }
 
@@ -198,7 +255,7 @@ func (m *msgs) settle(now int64, dropped, unsent, retiring bool) {
 // one sent.
 func (m *msgs) owed() int64 {
 	s := m.b.sched.Load()
-	if s.stopAt == math.MaxInt64 {
+	if s.stopAt == math.MaxInt64 || m.silent {
 		return 0
 	}
 	var n int64
@@ -266,8 +323,12 @@ func unlock(lk *sync.Mutex) {
 }
 
 // reply accounts one data message of n bytes received at now and reports
-// whether it answered a message awaited (a latency sample).
+// whether the sender should look again: it answered a message awaited
+// (freeing a slot), or a join or leave is due.
 func (m *msgs) reply(payload []byte, n int, now int64, lk *sync.Mutex) bool {
+	if m.b.rooms != nil {
+		return m.roomReply(payload, n, now, lk)
+	}
 	var h wire.Header
 	var err error
 	if m.text {
@@ -321,6 +382,50 @@ func (m *msgs) accept(h *wire.Header) (slot, bool) {
 	return slot{}, false
 }
 
+// roomReply accounts one room protocol message of n bytes received at now
+// (a broadcast run) and reports whether a join or leave is now due.
+func (m *msgs) roomReply(payload []byte, n int, now int64, lk *sync.Mutex) bool {
+	var rm wire.RoomMsg
+	var h wire.Header
+	err := wire.ParseRoom(payload, &rm)
+	if err == nil && rm.Op == wire.RoomDeliver {
+		err = h.Decode(rm.Payload)
+	}
+	if err != nil {
+		m.rec.Bytes(n)
+		m.rec.Error(metrics.ErrProtocol)
+		m.rec.Anomaly(metrics.Unexpected)
+		return false
+	}
+	t := m.b.rooms
+	ok, due := false, false
+	lock(lk)
+	switch {
+	case m.member == nil && rm.Op == wire.RoomDeliver:
+		t.Extra(t.Room(rm.Room)) // a publisher is in no room
+	case m.member == nil:
+	case rm.Op == wire.RoomDeliver:
+		ok = m.member.Deliver(rm.Room, rm.Seq, h.ConnID, h.Intended, now)
+		due = m.member.Due()
+	case rm.Op == wire.RoomJoined:
+		ok = m.member.Joined(rm.Room, rm.Seq)
+	case rm.Op == wire.RoomLeft:
+		ok = m.member.Left(rm.Room, rm.Seq)
+		due = m.member.Due()
+	}
+	unlock(lk)
+	switch {
+	case ok && rm.Op == wire.RoomDeliver:
+		m.rec.Received(h.Intended, h.Sent, now, n)
+	case ok, rm.Op == wire.RoomDeliver: // duplicated, extra and late are the tracker's
+		m.rec.Bytes(n)
+	default: // a reply to nothing sockbench asked
+		m.rec.Bytes(n)
+		m.rec.Anomaly(metrics.Unexpected)
+	}
+	return due
+}
+
 var errPeerClose = &peerCloseError{}
 
 type peerCloseError struct{}
@@ -331,6 +436,9 @@ func (*peerCloseError) Unwrap() error { return net.ErrClosed }
 // appendDue frames up to limit open-loop messages due by now (within the
 // max_inflight window) into buf and returns how many.
 func (m *msgs) appendDue(buf []byte, s *schedule, now int64, limit int) ([]byte, int) {
+	if m.silent {
+		return buf, 0
+	}
 	n := 0
 	window := m.b.p.MaxInFlight
 	for n < limit {

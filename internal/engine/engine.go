@@ -15,6 +15,7 @@ import (
 
 	"github.com/sockbench/sockbench/internal/metrics"
 	"github.com/sockbench/sockbench/internal/plan"
+	"github.com/sockbench/sockbench/internal/rooms"
 )
 
 // Clock is the run's one monotonic clock: nanoseconds since the run started.
@@ -41,6 +42,8 @@ type Config struct {
 	Logf  func(format string, args ...any) // rare events only; may be nil
 	// Loops is the number of event loops of the epoll engine (0: GOMAXPROCS).
 	Loops int
+	// Rooms is the broadcast accounting of a plan with Broadcast set.
+	Rooms *rooms.Tracker
 }
 
 // Engine is the transport half of a run. Drive calls Pace for

@@ -401,7 +401,7 @@ func (l *loop) add(c *econn) {
 		l.drop(c, err, now)
 		return
 	}
-	if l.e.p.Mode == plan.Open {
+	if l.e.p.Mode == plan.Open && !c.silent {
 		c.owes = true
 		l.e.owing.Add(1)
 	}
@@ -455,7 +455,7 @@ func (l *loop) service(c *econn, now int64) {
 		l.serviceDatagrams(c, s, now)
 		return
 	}
-	buf := c.appendPong(l.wbuf[:0])
+	buf := c.appendControls(c.appendPong(l.wbuf[:0]))
 	if len(buf) > 0 && !l.write(c, buf, now) {
 		return
 	}
@@ -500,6 +500,10 @@ func (l *loop) service(c *econn, now int64) {
 // if it has none (then it owes nothing once the stop is known) or is held
 // back by a full window (a reply brings it back).
 func (l *loop) rearm(c *econn, s *schedule, now int64) {
+	if c.silent {
+		l.unheap(c) // a subscriber that only listens
+		return
+	}
 	next, _, ok := s.next(c.id, c.last, c.connectedAt)
 	switch {
 	case !ok:
@@ -560,6 +564,13 @@ func (l *loop) serviceDatagrams(c *econn, s *schedule, now int64) {
 	for sent := 0; sent < maxBatch; {
 		buf := l.wbuf[:0]
 		l.ends = l.ends[:0]
+		for len(l.ends) < datagramSlots { // joins and leaves first
+			var ok bool
+			if buf, ok = c.appendControl(buf); !ok {
+				break
+			}
+			l.ends = append(l.ends, len(buf))
+		}
 		for len(l.ends) < datagramSlots {
 			var n int
 			if open {

@@ -275,7 +275,7 @@ func (c *gconn) writeLoop() {
 	defer c.e.wg.Done()
 	defer close(c.writerDone)
 	open := c.e.p.Mode == plan.Open
-	owes := open
+	owes := open && !c.silent // a subscriber that only listens owes no sends
 	if owes {
 		c.e.owing.Add(1)
 	}
@@ -372,15 +372,33 @@ func (c *gconn) write(b []byte) error {
 	return err
 }
 
-// sendPong answers the latest ping, if one is due.
+// sendPong answers the latest ping, if one is due, and sends the joins and
+// leaves a subscriber owes (one datagram each over UDP).
 func (c *gconn) sendPong(buf []byte) ([]byte, error) {
 	c.mu.Lock()
 	buf = c.appendPong(buf[:0])
-	c.mu.Unlock()
-	if len(buf) == 0 {
-		return buf, nil
+	if !c.udp {
+		buf = c.appendControls(buf)
 	}
-	return buf, c.write(buf)
+	c.mu.Unlock()
+	if len(buf) > 0 {
+		if err := c.write(buf); err != nil {
+			return buf, err
+		}
+	}
+	for c.udp {
+		c.mu.Lock()
+		var ok bool
+		buf, ok = c.appendControl(buf[:0])
+		c.mu.Unlock()
+		if !ok {
+			break
+		}
+		if err := c.write(buf); err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 // sendDue writes every open-loop message due by now (up to maxBatch, and
@@ -517,4 +535,6 @@ func (c *gconn) readDatagrams() error {
 
 // wantsWake reports whether a reply should wake the writer: it tops up a
 // closed loop or reopens a full window.
-func (c *gconn) wantsWake() bool { return c.e.p.Mode == plan.Closed || c.e.p.MaxInFlight > 0 }
+func (c *gconn) wantsWake() bool {
+	return c.e.p.Mode == plan.Closed || c.e.p.MaxInFlight > 0 || c.member != nil
+}

@@ -61,11 +61,20 @@ type Phase struct {
 	PerConnRate float64 // messages per second per connection (open mode)
 	Size        int     // message payload bytes, measurement header included, framing excluded
 	InFlight    int     // closed mode: messages outstanding per connection
+	// Senders is how many of the connections send on the schedule (0: all).
+	// In a broadcast plan only publishers send; subscribers only listen.
+	Senders int
 }
 
 // Rate is the planned total send rate in messages per second with all of the
 // phase's connections open.
-func (p Phase) Rate() float64 { return p.PerConnRate * float64(p.Conns) }
+func (p Phase) Rate() float64 {
+	n := p.Conns
+	if p.Senders > 0 {
+		n = p.Senders
+	}
+	return p.PerConnRate * float64(n)
+}
 
 // Plan is a validated scenario, ready to run.
 type Plan struct {
@@ -83,6 +92,68 @@ type Plan struct {
 	MaxInFlight    int
 	Timeout        time.Duration // loss timeout: UDP replies later than this are lost; drain window at the end
 	ConnectTimeout time.Duration // TCP connect plus handshake
+	// Broadcast, if set, makes this a room broadcast run: connections are
+	// subscribers and publishers of rooms on a server that speaks the
+	// reference room protocol (docs/protocol.md), not echo clients.
+	Broadcast *Broadcast
+}
+
+// Broadcast is the rooms and roles of a room broadcast plan. Connection ids
+// 0 to Subscribers()-1 are subscribers, each a member of one room (the
+// first Rooms[0].Members join room 0, and so on); the Publishers after
+// them publish to every room in turn. In Chat, there are no publishers:
+// every subscriber publishes to its own room.
+type Broadcast struct {
+	Namespace  string // the ns field of join, leave and publish (over WebSocket the URL path is the namespace)
+	Rooms      []Room // in order; every room has at least one member
+	Publishers int    // dedicated publisher connections (0 in Chat)
+	Chat       bool   // members publish to their own room
+	ToSelf     bool   // a publisher that is a member gets its own publish too (Socket.IO's io.to; default socket.to)
+	TopRooms   int    // rooms reported on their own, largest first; the rest are reported together
+	// ChurnEvery, if > 0, makes each subscriber leave its room after that
+	// many deliveries and join it again as soon as the server confirms:
+	// membership changes during the run, which the accounting must follow.
+	ChurnEvery int
+}
+
+// Room is one room of a broadcast plan.
+type Room struct {
+	Name    string
+	Members int // subscribers planned
+}
+
+// Subscribers is the number of subscriber connections: the rooms' members.
+func (b *Broadcast) Subscribers() int {
+	n := 0
+	for _, r := range b.Rooms {
+		n += r.Members
+	}
+	return n
+}
+
+// RoomOf returns the room index subscriber id is a member of, or -1 for a
+// publisher.
+func (b *Broadcast) RoomOf(id uint32) int {
+	n := int(id)
+	for i, r := range b.Rooms {
+		if n < r.Members {
+			return i
+		}
+		n -= r.Members
+	}
+	return -1
+}
+
+// PublishRoom is the room of publisher id's publish number seq: each
+// publisher visits every room in turn, publishers starting spread apart, so
+// that every room gets the same publish rate.
+func (b *Broadcast) PublishRoom(id uint32, seq uint64) int {
+	if b.Chat {
+		return b.RoomOf(id)
+	}
+	k := int(id) - b.Subscribers()
+	start := k * len(b.Rooms) / max(b.Publishers, 1)
+	return int((uint64(start) + seq) % uint64(len(b.Rooms)))
 }
 
 // MaxConns is the largest connection count of any phase.

@@ -1,0 +1,518 @@
+// Package rooms is the client's side of room broadcast accounting: which
+// connections are members of which room over which room sequence numbers,
+// every publish the server numbered, and every delivery of it. It turns
+// deliveries into exact counts (expected, delivered, missing, duplicated,
+// extra, late), publish-to-delivery latency per room and fan-out completion
+// (publish to last owed delivery).
+//
+// The reference room protocol (docs/protocol.md) makes the counts exact: a
+// member's joined and left replies give the range [from, until) of room
+// sequence numbers it is owed, and every delivery carries its sequence
+// number. A publish numbered r owes one delivery to each member whose range
+// holds r, the publisher itself excluded unless it asked for its own copy.
+//
+// Membership and the per-member de-duplication live with each connection
+// (Member, owned by whoever owns the connection); what connections share is
+// the Tracker, one mutex per room. Every time is ns on the run's clock.
+package rooms
+
+import (
+	"math"
+	"math/bits"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/sockbench/sockbench/internal/metrics"
+	"github.com/sockbench/sockbench/internal/plan"
+	"github.com/sockbench/sockbench/internal/result"
+)
+
+// open is the until of a membership not yet left.
+const open = math.MaxUint64
+
+// Tracker is one run's broadcast accounting, shared by every connection.
+type Tracker struct {
+	b       *plan.Broadcast
+	win     *metrics.Window
+	timeout int64 // ns: a publish settles this long after its first delivery
+	rooms   []*room
+	byName  map[string]int
+	ns      []byte
+	names   [][]byte
+	stats   []*stats // per reported room: the TopRooms largest, then the rest
+	sent    atomic.Int64
+	settled atomic.Int64 // publishes settled, measured or not
+	extra   atomic.Int64 // deliveries for rooms sockbench never joined
+}
+
+// stats is one reported room's (or the small rooms' aggregate) figures.
+type stats struct {
+	mu        sync.Mutex
+	name      string
+	rooms     int
+	members   int
+	publishes atomic.Int64
+	c         counts
+	latency   *hdr.Histogram
+	fanout    *hdr.Histogram
+}
+
+type counts struct {
+	fannedOut, expected, delivered, missing, duplicated, extra, late, complete int64
+}
+
+func (c *counts) add(o counts) {
+	c.fannedOut += o.fannedOut
+	c.expected += o.expected
+	c.delivered += o.delivered
+	c.missing += o.missing
+	c.duplicated += o.duplicated
+	c.extra += o.extra
+	c.late += o.late
+	c.complete += o.complete
+}
+
+// room is one room's membership ranges and the publishes awaiting their
+// deliveries, under mu.
+type room struct {
+	mu    sync.Mutex
+	idx   int
+	st    *stats
+	spans []span   // memberships: who, and which sequence numbers
+	recs  []record // publishes by sequence number modulo len
+	// base is the lowest sequence number not settled; top is one past the
+	// highest seen. Numbers in [base, top) are awaited.
+	base, top uint64
+	started   bool // a member joined or a number was seen (base and top are valid)
+	// changing counts joins and leaves sent and not yet answered: until
+	// they are, who is owed what is not known, so nothing settles.
+	changing int
+	c        counts
+}
+
+// span is one membership: connection conn was owed sequence numbers
+// [from, until).
+type span struct {
+	conn        uint32
+	from, until uint64
+}
+
+// record is one publish, known from its first delivery.
+type record struct {
+	seq       uint64
+	used      bool
+	measured  bool
+	publisher uint32
+	intended  int64
+	recv      int32 // distinct members that got it
+	first     int64 // ns: first and last delivery
+	last      int64
+}
+
+// New returns the tracker for plan p's rooms; win decides which publishes
+// are measured.
+func New(p *plan.Plan, win *metrics.Window) *Tracker {
+	b := p.Broadcast
+	t := &Tracker{b: b, win: win, timeout: int64(p.Timeout), byName: map[string]int{}, ns: []byte(b.Namespace)}
+	order := make([]int, len(b.Rooms))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(i, j int) bool { return b.Rooms[order[i]].Members > b.Rooms[order[j]].Members })
+	rest := &stats{latency: result.NewHistogram(), fanout: result.NewHistogram()}
+	own := map[int]*stats{}
+	for rank, i := range order {
+		if rank < b.TopRooms {
+			st := &stats{name: b.Rooms[i].Name, rooms: 1, members: b.Rooms[i].Members,
+				latency: result.NewHistogram(), fanout: result.NewHistogram()}
+			own[i] = st
+			t.stats = append(t.stats, st)
+		}
+	}
+	// A room's publishes within the loss timeout, twice over, fit its ring.
+	var perRoom float64
+	if ph := p.Phases[0]; len(b.Rooms) > 0 {
+		perRoom = ph.Rate() / float64(len(b.Rooms))
+		if b.Chat {
+			perRoom = 0
+			for _, ph := range p.Phases {
+				for _, r := range b.Rooms {
+					perRoom = max(perRoom, ph.PerConnRate*float64(r.Members))
+				}
+			}
+		}
+	}
+	ringLen := ringSize(perRoom, p.Timeout)
+	for i, r := range b.Rooms {
+		rm := &room{idx: i, st: own[i], recs: make([]record, ringLen)}
+		if rm.st == nil {
+			rm.st = rest
+			rest.rooms++
+			rest.members += r.Members
+		}
+		t.rooms = append(t.rooms, rm)
+		t.byName[r.Name] = i
+		t.names = append(t.names, []byte(r.Name))
+	}
+	if rest.rooms > 0 {
+		rest.name = "(" + itoa(rest.rooms) + " other rooms)"
+		if rest.rooms == 1 {
+			rest.name = "(1 other room)"
+		}
+		t.stats = append(t.stats, rest)
+	}
+	return t
+}
+
+// ringSize is the number of publish records a room keeps: a power of two
+// holding at least the publishes of four loss timeouts (a publish may wait
+// two to settle), and at least 64.
+func ringSize(rate float64, timeout time.Duration) int {
+	need := int(4*rate*(timeout+SweepEvery).Seconds()) + 1
+	n := 64
+	if need > n {
+		n = 1 << bits.Len(uint(need-1))
+	}
+	return n
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}
+
+// Room returns the index of the room named name, or -1 if the plan has none
+// by that name.
+func (t *Tracker) Room(name []byte) int {
+	if i, ok := t.byName[string(name)]; ok {
+		return i
+	}
+	return -1
+}
+
+// Published counts one publish sent to room i, intended at intended ns.
+func (t *Tracker) Published(i int, intended int64) {
+	t.sent.Add(1)
+	if t.win.Measured(intended) {
+		t.rooms[i].st.publishes.Add(1)
+	}
+}
+
+// Pending is the number of publishes sent and not yet settled: what the
+// drain at the end of a run waits for.
+func (t *Tracker) Pending() int64 { return max(t.sent.Load()-t.settled.Load(), 0) }
+
+// Changing records that a join or leave of room i was sent; Joined, Left
+// or Ended (with answered false) must follow.
+func (t *Tracker) Changing(i int) {
+	r := t.rooms[i]
+	r.mu.Lock()
+	r.changing++
+	r.mu.Unlock()
+}
+
+// Joined records that conn is owed room i's sequence numbers from from on.
+func (t *Tracker) Joined(i int, conn uint32, from uint64) {
+	r := t.rooms[i]
+	r.mu.Lock()
+	r.changing--
+	r.spans = append(r.spans, span{conn: conn, from: from, until: open})
+	if !r.started {
+		r.started, r.base, r.top = true, from, from
+	}
+	r.mu.Unlock()
+}
+
+// Left records that conn's membership of room i that began at from ends
+// before until.
+func (t *Tracker) Left(i int, conn uint32, from, until uint64) {
+	r := t.rooms[i]
+	r.mu.Lock()
+	r.changing--
+	for k := range r.spans {
+		s := &r.spans[k]
+		if s.conn == conn && s.from == from && s.until == open {
+			s.until = until
+			break
+		}
+	}
+	r.mu.Unlock()
+}
+
+// Ended closes conn's membership of room i that began at from, when the
+// connection ends without a left reply: it is taken to have been owed
+// everything the room had numbered by then. unanswered says the connection
+// had a join or leave of the room awaiting its answer.
+func (t *Tracker) Ended(i int, conn uint32, from uint64, unanswered bool) {
+	r := t.rooms[i]
+	r.mu.Lock()
+	if unanswered {
+		r.changing--
+	}
+	until := r.top
+	if !r.started {
+		until = from
+	}
+	for k := range r.spans {
+		s := &r.spans[k]
+		if s.conn == conn && s.from == from && s.until == open {
+			s.until = max(until, from)
+			break
+		}
+	}
+	r.mu.Unlock()
+}
+
+// Extra counts a delivery that its receiver was not owed (not a member of
+// room i at seq), or, with i < 0, one for a room the plan does not have.
+func (t *Tracker) Extra(i int) {
+	if i < 0 {
+		t.extra.Add(1)
+		return
+	}
+	r := t.rooms[i]
+	r.mu.Lock()
+	r.c.extra++
+	r.mu.Unlock()
+}
+
+// Duplicate counts a delivery its receiver already had.
+func (t *Tracker) Duplicate(i int) {
+	r := t.rooms[i]
+	r.mu.Lock()
+	r.c.duplicated++
+	r.mu.Unlock()
+}
+
+// Delivered accounts the first delivery of room i's publish seq to one
+// member at now; publisher and intended come from the publish's
+// measurement header. It reports whether the delivery was in time to count
+// (false: its publish was already settled, and it is counted late).
+func (t *Tracker) Delivered(i int, seq uint64, publisher uint32, intended, now int64) bool {
+	r := t.rooms[i]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.started {
+		r.started, r.base, r.top = true, seq, seq
+	}
+	if seq < r.base {
+		r.c.late++
+		return false
+	}
+	rec := &r.recs[seq%uint64(len(r.recs))]
+	if !rec.used || rec.seq != seq {
+		// The slot still holds an older publish: the ring is full, so
+		// settle everything up to it.
+		for seq >= r.base+uint64(len(r.recs)) {
+			t.settleOne(r, r.base)
+		}
+		*rec = record{seq: seq, used: true, publisher: publisher, intended: intended,
+			measured: t.win.Measured(intended), first: now}
+		r.top = max(r.top, seq+1)
+	}
+	rec.recv++
+	rec.last = max(rec.last, now)
+	if rec.measured && r.st != nil {
+		st := r.st
+		if st.rooms > 1 {
+			st.mu.Lock()
+			observe(st.latency, now-intended)
+			st.mu.Unlock()
+		} else {
+			observe(st.latency, now-intended) // a room of its own: under r.mu
+		}
+	}
+	return true
+}
+
+func observe(h *hdr.Histogram, v int64) {
+	_ = h.RecordValue(min(max(v, 0), result.HighestNs))
+}
+
+// owed counts the members owed room r's publish seq from publisher. Under
+// r.mu.
+func (t *Tracker) owed(r *room, seq uint64, publisher uint32) int {
+	n := 0
+	for _, s := range r.spans {
+		if seq >= s.from && seq < s.until && (t.b.ToSelf || s.conn != publisher) {
+			n++
+		}
+	}
+	return n
+}
+
+// SweepEvery is how often Sweep should run.
+const SweepEvery = 10 * time.Millisecond
+
+// Sweep settles, in each room, publishes in sequence order while they are
+// complete (every owed delivery arrived) or older than the loss timeout,
+// counted from their first delivery. A room with a join or leave awaiting
+// its answer waits (up to twice the timeout): who is owed what is not
+// known yet. Call it every SweepEvery.
+func (t *Tracker) Sweep(now int64) {
+	for _, r := range t.rooms {
+		r.mu.Lock()
+		for r.started && r.base < r.top {
+			rec := &r.recs[r.base%uint64(len(r.recs))]
+			have := rec.used && rec.seq == r.base
+			if have && r.changing > 0 && now-rec.first < 2*t.timeout {
+				break
+			}
+			if have && int(rec.recv) < t.owed(r, r.base, rec.publisher) && now-rec.first < t.timeout {
+				break // still arriving
+			}
+			if !have && (r.changing > 0 || !t.gapDue(r, now)) {
+				break
+			}
+			t.settleOne(r, r.base)
+		}
+		t.prune(r)
+		r.mu.Unlock()
+	}
+}
+
+// gapDue reports whether room r's lowest awaited sequence number, which no
+// member has received, can be given up: a later publish of the room is
+// past the loss timeout. Under r.mu.
+func (t *Tracker) gapDue(r *room, now int64) bool {
+	for s := r.base + 1; s < r.top; s++ {
+		rec := &r.recs[s%uint64(len(r.recs))]
+		if rec.used && rec.seq == s {
+			return now-rec.first >= t.timeout
+		}
+	}
+	return false
+}
+
+// settleOne settles room r's publish seq (== r.base) and advances base.
+// A number no member received is a publish the server fanned out that
+// every member missed; it counts as measured if the publish before it did.
+// Under r.mu.
+func (t *Tracker) settleOne(r *room, seq uint64) {
+	rec := &r.recs[seq%uint64(len(r.recs))]
+	have := rec.used && rec.seq == seq
+	measured := have && rec.measured
+	var publisher uint32 = math.MaxUint32
+	if have {
+		publisher = rec.publisher
+	} else if seq > 0 {
+		prev := &r.recs[(seq-1)%uint64(len(r.recs))]
+		measured = prev.seq == seq-1 && prev.measured
+	}
+	if measured {
+		want := int64(t.owed(r, seq, publisher))
+		got := int64(0)
+		if have {
+			got = min(int64(rec.recv), want)
+		}
+		r.c.fannedOut++
+		r.c.expected += want
+		r.c.delivered += got
+		r.c.missing += want - got
+		if have && got == want && want > 0 {
+			r.c.complete++
+			st := r.st
+			if st.rooms > 1 {
+				st.mu.Lock()
+				observe(st.fanout, rec.last-rec.intended)
+				st.mu.Unlock()
+			} else {
+				observe(st.fanout, rec.last-rec.intended)
+			}
+		}
+	}
+	if have {
+		rec.used = false
+	} else {
+		// Keep measured-ness for a following gap.
+		rec.seq, rec.measured = seq, measured
+	}
+	r.base = seq + 1
+	t.settled.Add(1)
+}
+
+// prune drops memberships that ended before every sequence number still
+// awaited. Under r.mu.
+func (t *Tracker) prune(r *room) {
+	k := 0
+	for _, s := range r.spans {
+		if s.until > r.base || s.until == open {
+			r.spans[k] = s
+			k++
+		}
+	}
+	r.spans = r.spans[:k]
+}
+
+// Finish settles everything still awaited (the run is over: what has not
+// arrived is missing) and returns the accounting.
+func (t *Tracker) Finish() (*result.Broadcast, error) {
+	for _, r := range t.rooms {
+		r.mu.Lock()
+		for r.started && r.base < r.top {
+			t.settleOne(r, r.base)
+		}
+		r.mu.Unlock()
+	}
+	out := &result.Broadcast{
+		Namespace: t.b.Namespace, Rooms: len(t.b.Rooms), Subscribers: t.b.Subscribers(),
+		Publishers: t.b.Publishers,
+	}
+	if t.b.Chat {
+		out.Publishers = out.Subscribers
+	}
+	per := map[*stats]*counts{}
+	for _, st := range t.stats {
+		per[st] = &counts{}
+	}
+	for _, r := range t.rooms {
+		r.mu.Lock()
+		per[r.st].add(r.c)
+		r.mu.Unlock()
+	}
+	fan := result.NewHistogram()
+	var all counts
+	for _, st := range t.stats {
+		c := per[st]
+		all.add(*c)
+		st.mu.Lock()
+		lat, err := result.FromHDR(st.latency)
+		if err != nil {
+			st.mu.Unlock()
+			return nil, err
+		}
+		fo, err := result.FromHDR(st.fanout)
+		fan.Merge(st.fanout)
+		st.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		out.PerRoom = append(out.PerRoom, result.RoomResult{
+			Name: st.name, Rooms: st.rooms, Members: st.members, Publishes: st.publishes.Load(),
+			Expected: c.expected, Delivered: c.delivered, Missing: c.missing,
+			Duplicated: c.duplicated, Extra: c.extra, Latency: lat, FanOut: fo,
+		})
+		out.Publishes += st.publishes.Load()
+	}
+	out.FannedOut, out.Expected, out.Delivered, out.Missing = all.fannedOut, all.expected, all.delivered, all.missing
+	out.Duplicated, out.Extra, out.Late, out.Complete = all.duplicated, all.extra+t.extra.Load(), all.late, all.complete
+	h, err := result.FromHDR(fan)
+	if err != nil {
+		return nil, err
+	}
+	out.FanOut = h
+	return out, nil
+}
