@@ -22,11 +22,11 @@ type conn struct {
 	paused   bool     // not reading: the queue is full (listener: accepts paused)
 	shut     bool     // the write side is shut (linger)
 	moff     uint8    // WebSocket: offset into mask of the next payload byte
-	room     bool     // WebSocket: the streamed data frame is a room message, gathered in in
+	room     bool     // WebSocket, len32: the streamed frame is a room message, gathered in in
 	roomed   bool     // has been in a room: not recycled (see forget)
 	mask     [4]byte  // WebSocket: the streamed frame's mask
-	rem      int64    // WebSocket: payload bytes of the streamed data frame still to come
-	flen     int64    // WebSocket: the streamed data frame's length
+	rem      int64    // WebSocket, len32: payload bytes of the streamed frame still to come
+	flen     int64    // WebSocket, len32: the streamed frame's payload length
 	last     int64    // loop clock, ns: the last read or write progress
 	deadline int64    // loop clock, ns: handshake or linger deadline; listener: end of accept pause
 	backoff  int64    // listener: the current accept pause, ns
@@ -95,7 +95,7 @@ func (l *loop) readable(c *conn) {
 		// at most a header and a control frame); an incomplete upgrade
 		// request (up to 16 KiB) has new bytes appended to it instead.
 		t := 0
-		if c.kind == kindWS && !c.room {
+		if (c.kind == kindWS || c.kind == kindTCP32) && !c.room {
 			t = len(c.in)
 		}
 		room := len(l.rbuf) - t
@@ -145,7 +145,7 @@ func (l *loop) readEnded(c *conn, err error) {
 		if err != nil || c.rem > 0 || len(c.in) > 0 {
 			l.st[cIOErrors]++ // reset, or closed in the middle of a frame
 		}
-	case kindTCP:
+	case kindTCPNew, kindTCP, kindTCP32:
 		if err != nil {
 			l.st[cIOErrors]++
 		}
@@ -157,6 +157,9 @@ func (l *loop) readEnded(c *conn, err error) {
 // earlier read (only for an upgrade request in parts). It reports false if
 // c was closed.
 func (l *loop) input(c *conn, b []byte, from int) bool {
+	if c.kind == kindTCPNew {
+		l.setKind(c, tcpKind(b[0]))
+	}
 	switch c.kind {
 	case kindTCP:
 		l.st[cBytesIn] += int64(len(b))
@@ -183,11 +186,16 @@ func (l *loop) input(c *conn, b []byte, from int) bool {
 		}
 		b = b[end:]
 	}
-	if c.kind == kindWS {
+	if framed := c.kind; framed == kindWS || framed == kindTCP32 {
 		l.cur = c
-		k := l.frames(c, b)
+		var k int
+		if framed == kindWS {
+			k = l.frames(c, b)
+		} else {
+			k = l.len32Frames(c, b)
+		}
 		l.cur = nil
-		if c.kind == kindWS && k < len(b) {
+		if c.kind == framed && k < len(b) {
 			l.keepIn(c, b[k:])
 		} else if !c.room {
 			l.dropIn(c)
@@ -259,6 +267,7 @@ func (l *loop) send(c *conn, b []byte) bool {
 		}
 	}
 	if c.kind == kindLinger && !c.shut && c.pending() == 0 {
+		l.publish() // a peer that reads the end finds what ended it counted
 		c.shut = true
 		_ = unix.Shutdown(int(c.fd), unix.SHUT_WR)
 	}

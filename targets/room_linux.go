@@ -22,7 +22,8 @@ const (
 	maxPooledFanout = 64 << 10
 )
 
-// roomTable is the server's rooms, keyed by namespace and name. The map
+// roomTable is the server's WebSocket and TCP rooms, keyed by transport,
+// namespace and name (UDP rooms are the UDP thread's own: udpRooms). The map
 // changes only on a room's first join and last leave, under mu; publishes
 // look rooms up under the read lock.
 type roomTable struct {
@@ -34,7 +35,7 @@ type roomTable struct {
 
 // room is one room: its sequence counter and its members, per loop.
 type room struct {
-	key string // roomKey: name length, name, namespace
+	key string // roomKey: name length, name, transport tag, namespace
 	n   int    // members, under the table's mu
 
 	mu  sync.Mutex
@@ -45,7 +46,8 @@ type room struct {
 	members [][]*conn
 }
 
-// fanout is one publish's deliver frame (WebSocket header and D message),
+// fanout is one publish's deliver frame (WebSocket or len32 header, and D
+// message; a room's members all have one transport),
 // encoded once and shared by every loop that has members, which release it
 // when they have written it; the last returns it to fanoutPool.
 type fanout struct {
@@ -68,8 +70,8 @@ type fanItem struct {
 	skip    *conn // the publisher, unless it asked for its own publish
 }
 
-// isRoomOp reports whether a binary message starting with b is a room
-// protocol request; anything else is echoed.
+// isRoomOp reports whether a binary message, len32 frame or datagram
+// starting with b is a room protocol request; anything else is echoed.
 func isRoomOp(b byte) bool {
 	switch wire.RoomOp(b) {
 	case wire.RoomJoin, wire.RoomLeave, wire.RoomPublish, wire.RoomEcho:
@@ -92,53 +94,93 @@ func (l *loop) onRequest(uri []byte) error {
 	return nil
 }
 
-// roomKey builds the table key of room name in namespace ns in the loop's
-// scratch buffer.
-func (l *loop) roomKey(ns string, name []byte) []byte {
-	l.key = append(append(append(l.key[:0], byte(len(name))), name...), ns...)
+// appendRoomKey appends the key of room name in namespace ns of a
+// transport (tag) to dst: the name's length, the name, the tag, the
+// namespace.
+func appendRoomKey[S string | []byte](dst []byte, name []byte, tag byte, ns S) []byte {
+	return append(append(append(append(dst, byte(len(name))), name...), tag), ns...)
+}
+
+// roomKey builds, in the loop's scratch buffer, the table key of the room
+// m (a J, L or P from c) names. Rooms are per transport: a WebSocket
+// connection's namespace is its request path, a TCP connection's the ns
+// field of m.
+func (l *loop) roomKey(c *conn, m *wire.RoomMsg) []byte {
+	if c.kind == kindWS {
+		l.key = appendRoomKey(l.key[:0], m.Room, 'w', c.ns)
+	} else {
+		l.key = appendRoomKey(l.key[:0], m.Room, 't', m.NS)
+	}
 	return l.key
 }
 
-// roomFrame serves payload, the whole unmasked payload of a room message
-// from c, appending the reply, if any, to the loop's output.
+// appendFrameHeader appends the header of an n-byte message to c in c's
+// framing (WebSocket binary frame, or len32) to dst.
+func appendFrameHeader(dst []byte, c *conn, n int) []byte {
+	if c.kind == kindTCP32 {
+		return binary.BigEndian.AppendUint32(dst, uint32(n))
+	}
+	return appendHeader(dst, true, ws.OpBinary, n)
+}
+
+// refuse ends c for a bad room request: a WebSocket connection gets a close
+// frame with code and reason, a TCP one is closed once its replies so far
+// are written. Both count as protocol errors.
+func (l *loop) refuse(c *conn, code ws.StatusCode, reason string) {
+	if c.kind == kindWS {
+		l.fail(c, code, reason)
+		return
+	}
+	l.st[cProtocolErrors]++
+	l.linger(c)
+}
+
+// roomFrame serves payload, the whole (unmasked) payload of a room message
+// from c, a WebSocket or TCP len32 connection, appending the reply, if any,
+// to the loop's output.
 func (l *loop) roomFrame(c *conn, payload []byte) {
 	m := &l.msg
 	if err := wire.ParseRoom(payload, m); err != nil {
-		l.fail(c, ws.StatusInvalidFramePayloadData, err.Error())
+		l.refuse(c, ws.StatusInvalidFramePayloadData, err.Error())
 		return
 	}
 	switch m.Op {
 	case wire.RoomJoin:
-		from, ok := l.join(c, m.Room)
+		from, ok := l.join(c, m)
 		if !ok {
-			l.fail(c, ws.StatusPolicyViolation, "too many rooms")
+			l.refuse(c, ws.StatusPolicyViolation, "too many rooms")
 			return
 		}
-		l.roomReply(wire.RoomJoined, m.Room, from)
+		l.roomReply(c, wire.RoomJoined, m.Room, from)
 	case wire.RoomLeave:
-		l.roomReply(wire.RoomLeft, m.Room, l.leave(c, m.Room))
+		l.roomReply(c, wire.RoomLeft, m.Room, l.leave(c, m))
 	case wire.RoomPublish:
 		l.publishRoom(c, m)
 	case wire.RoomEcho:
-		l.st[cMessages]++
-		l.st[cBytesOut] += int64(len(payload))
-		l.obuf = appendHeader(l.obuf, true, ws.OpBinary, len(payload))
+		n := len(l.obuf)
+		l.obuf = appendFrameHeader(l.obuf, c, len(payload))
 		l.obuf = append(l.obuf, payload...)
+		if c.kind == kindWS {
+			l.st[cMessages]++
+			l.st[cBytesOut] += int64(len(payload))
+		} else {
+			l.st[cBytesOut] += int64(len(l.obuf) - n) // TCP: stream bytes
+		}
 	}
 }
 
-// roomReply appends a joined or left frame to the loop's output.
-func (l *loop) roomReply(op wire.RoomOp, name []byte, seq uint64) {
-	l.obuf = appendHeader(l.obuf, true, ws.OpBinary, 10+len(name))
+// roomReply appends a joined or left message to c to the loop's output.
+func (l *loop) roomReply(c *conn, op wire.RoomOp, name []byte, seq uint64) {
+	l.obuf = appendFrameHeader(l.obuf, c, 10+len(name))
 	l.obuf, _ = wire.AppendRoom(l.obuf, &wire.RoomMsg{Op: op, Room: name, Seq: seq})
 }
 
-// join makes c a member of room name in its namespace and returns the
-// room's next sequence number. It reports false if c is in too many rooms.
-// Joining a room c is in already changes nothing.
-func (l *loop) join(c *conn, name []byte) (uint64, bool) {
+// join makes c a member of the room m names and returns the room's next
+// sequence number. It reports false if c is in too many rooms. Joining a
+// room c is in already changes nothing.
+func (l *loop) join(c *conn, m *wire.RoomMsg) (uint64, bool) {
 	t := &l.s.rooms
-	key := l.roomKey(c.ns, name)
+	key := l.roomKey(c, m)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r := t.m[string(key)]
@@ -168,11 +210,11 @@ func (l *loop) join(c *conn, name []byte) (uint64, bool) {
 	return from, true
 }
 
-// leave takes c out of room name in its namespace and returns the room's
-// next sequence number (0 if the room has no members).
-func (l *loop) leave(c *conn, name []byte) uint64 {
+// leave takes c out of the room m names and returns the room's next
+// sequence number (0 if the room has no members).
+func (l *loop) leave(c *conn, m *wire.RoomMsg) uint64 {
 	t := &l.s.rooms
-	key := l.roomKey(c.ns, name)
+	key := l.roomKey(c, m)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r := t.m[string(key)]
@@ -238,7 +280,7 @@ func (l *loop) removeMember(r *room, c *conn) uint64 {
 // loop's fan-out queue, members on l directly.
 func (l *loop) publishRoom(c *conn, m *wire.RoomMsg) {
 	t := &l.s.rooms
-	key := l.roomKey(c.ns, m.Room)
+	key := l.roomKey(c, m)
 	t.mu.RLock()
 	r := t.m[string(key)]
 	t.mu.RUnlock()
@@ -246,7 +288,7 @@ func (l *loop) publishRoom(c *conn, m *wire.RoomMsg) {
 		return // no members
 	}
 	f := fanoutPool.Get().(*fanout)
-	f.b = appendHeader(f.b[:0], true, ws.OpBinary, 10+len(m.Room)+len(m.Payload))
+	f.b = appendFrameHeader(f.b[:0], c, 10+len(m.Room)+len(m.Payload))
 	seqAt := len(f.b) + 2 + len(m.Room)
 	l.dmsg = wire.RoomMsg{Op: wire.RoomDeliver, Room: m.Room, Payload: m.Payload}
 	f.b, _ = wire.AppendRoom(f.b, &l.dmsg)
@@ -291,7 +333,7 @@ func (l *loop) publishRoom(c *conn, m *wire.RoomMsg) {
 // the middle of an echoed frame or fragmented message. Members that have
 // closed are skipped (captured member slices may still hold them).
 func (l *loop) deliver(c *conn, b []byte) {
-	if c.kind != kindWS {
+	if c.kind != kindWS && c.kind != kindTCP32 {
 		return
 	}
 	queued := c.pending()

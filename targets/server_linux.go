@@ -56,7 +56,9 @@ const (
 	kindTCPListener             // the TCP listening socket
 	kindWSHandshake             // accepted, upgrade request not complete yet
 	kindWS                      // upgraded: frames
-	kindTCP                     // TCP echo
+	kindTCPNew                  // TCP, accepted, no byte read yet: its first byte picks kindTCP or kindTCP32
+	kindTCP                     // TCP byte echo
+	kindTCP32                   // TCP len32 frames: room requests served, other frames echoed
 	kindLinger                  // ending: queue drains, then the write side is shut and input discarded
 )
 
@@ -379,10 +381,10 @@ func (l *loop) sweep() {
 			if l.now >= c.deadline {
 				l.closeConn(c)
 			}
-		case kindWS, kindTCP:
+		case kindWS, kindTCPNew, kindTCP, kindTCP32:
 			if idle > 0 && l.now-c.last >= idle {
 				l.st[cIOErrors]++
-				if c.kind == kindTCP {
+				if c.kind != kindWS {
 					l.closeConn(c)
 					continue
 				}
@@ -486,7 +488,7 @@ func (l *loop) accept(ln *conn) {
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 		l.st[cAccepted]++
 		l.st[cOpen]++
-		k := kindTCP
+		k := kindTCPNew
 		if ln.kind == kindWSListener {
 			k = kindWSHandshake
 		}

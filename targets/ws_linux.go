@@ -61,17 +61,9 @@ func (l *loop) upgrade(c *conn, req []byte) bool {
 // over until the first payload byte has arrived. A fragmented room message
 // is refused with close 1003.
 func (l *loop) frames(c *conn, b []byte) int {
-	p := 0
-	if c.rem > 0 {
-		p = int(min(int64(len(b)), c.rem))
-		if c.room {
-			l.gatherRoom(c, b[:p])
-			if c.kind != kindWS {
-				return len(b)
-			}
-		} else {
-			l.echoPayload(c, b[:p])
-		}
+	p, ok := l.streamed(c, b)
+	if !ok {
+		return len(b)
 	}
 	for p < len(b) {
 		h, hn, err := parseHeader(b[p:])
@@ -154,6 +146,27 @@ func (l *loop) frames(c *conn, b []byte) int {
 	return p
 }
 
+// streamed serves the start of b that continues c's streamed frame, if
+// any (c.rem > 0): it is gathered if the frame is a room message, else
+// echoed. It returns how many bytes it took, and false if a room request
+// ended c.
+func (l *loop) streamed(c *conn, b []byte) (int, bool) {
+	if c.rem == 0 {
+		return 0, true
+	}
+	framed := c.kind
+	p := int(min(int64(len(b)), c.rem))
+	switch {
+	case c.room:
+		l.gatherRoom(c, b[:p])
+	case framed == kindWS:
+		l.echoPayload(c, b[:p])
+	default:
+		l.echo32(c, b[:p])
+	}
+	return p, c.kind == framed
+}
+
 // echoPayload unmasks the next part of the streamed data frame's payload in
 // place and appends it to the output; the frame is counted when it is complete.
 func (l *loop) echoPayload(c *conn, b []byte) {
@@ -168,20 +181,26 @@ func (l *loop) echoPayload(c *conn, b []byte) {
 	}
 }
 
-// gatherRoom unmasks the next part of a room message's payload and adds it
-// to c.in; once the payload is whole it serves it.
+// gatherRoom adds the next part of a room message's payload to c.in,
+// unmasked if c is a WebSocket; once the payload is whole it serves it.
 func (l *loop) gatherRoom(c *conn, b []byte) {
-	ws.Cipher(b, c.mask, int(c.moff))
+	framed := c.kind
+	if framed == kindWS {
+		ws.Cipher(b, c.mask, int(c.moff))
+		c.moff = uint8((int(c.moff) + len(b)) & 3)
+	}
 	c.in = append(c.in, b...)
-	c.moff = uint8((int(c.moff) + len(b)) & 3)
 	c.rem -= int64(len(b))
 	if c.rem > 0 {
 		return
 	}
 	c.room = false
 	l.st[cBytesIn] += c.flen
+	if framed == kindTCP32 {
+		l.st[cBytesIn] += 4
+	}
 	l.roomFrame(c, c.in)
-	if c.kind == kindWS {
+	if c.kind == framed {
 		l.dropIn(c)
 	}
 }
