@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -31,47 +32,126 @@ func roomBytes(t testing.TB, m wire.RoomMsg) []byte {
 	return b
 }
 
-// sendRoom sends m on c as one binary message.
-func sendRoom(t *testing.T, c io.Writer, m wire.RoomMsg) {
+// roomClient speaks the room protocol to s over one transport: "ws" (one
+// binary message per request, namespace = request path), "tcp" (len32
+// frames) or "udp" (datagrams). Its namespace goes in the ns field of J, L
+// and P on every transport.
+type roomClient struct {
+	transport string
+	ns        []byte
+	net.Conn
+	r io.Reader // reads from the connection (WebSocket: past the handshake)
+}
+
+// dialRoom connects a room client to s over transport in namespace ns.
+func dialRoom(t *testing.T, s *Server, transport, ns string) *roomClient {
 	t.Helper()
-	if err := wsutil.WriteClientMessage(c, ws.OpBinary, roomBytes(t, m)); err != nil {
+	c := &roomClient{transport: transport, ns: []byte(ns)}
+	switch transport {
+	case "ws":
+		wc := dialPath(t, s, ns)
+		c.Conn, c.r = wc.Conn, wc.r
+	case "tcp":
+		c.Conn = dial(t, "tcp", s.TCPAddr())
+		c.r = c.Conn
+	case "udp":
+		c.Conn = dial(t, "udp", s.UDPAddr())
+		c.r = c.Conn
+	default:
+		t.Fatalf("unknown transport %q", transport)
+	}
+	return c
+}
+
+// write sends p as one message of c's transport.
+func (c *roomClient) write(p []byte) error {
+	var err error
+	switch c.transport {
+	case "ws":
+		err = wsutil.WriteClientMessage(c.Conn, ws.OpBinary, p)
+	case "tcp":
+		_, err = c.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(p))), p...))
+	default:
+		_, err = c.Write(p)
+	}
+	return err
+}
+
+// send sends m, in c's namespace, or fails the test.
+func (c *roomClient) send(t *testing.T, m wire.RoomMsg) {
+	t.Helper()
+	m.NS = c.ns
+	if err := c.write(roomBytes(t, m)); err != nil {
 		t.Fatalf(
 			"write %q: %v",
 			byte(m.Op), err)
 	}
 }
 
-// readRoom reads one binary frame from c and parses it as a room message.
-func readRoom(r io.Reader) (wire.RoomMsg, error) {
+// next reads one message's payload.
+func (c *roomClient) next() ([]byte, error) {
+	switch c.transport {
+	case "ws":
+		h, err := ws.ReadHeader(c.r)
+		if err != nil {
+			return nil, err
+		}
+		p := make([]byte, h.Length)
+		if _, err := io.ReadFull(c.r, p); err != nil {
+			return nil, err
+		}
+		if h.OpCode != ws.OpBinary || !h.Fin {
+			return nil, fmt.Errorf("frame %+v, want one binary frame", h)
+		}
+		return p, nil
+	case "tcp":
+		var n [4]byte
+		if _, err := io.ReadFull(c.r, n[:]); err != nil {
+			return nil, err
+		}
+		p := make([]byte, binary.BigEndian.Uint32(n[:]))
+		_, err := io.ReadFull(c.r, p)
+		return p, err
+	}
+	p := make([]byte, 70000)
+	n, err := c.r.Read(p)
+	return p[:n], err
+}
+
+// read reads one message and parses it as a room message.
+func (c *roomClient) read() (wire.RoomMsg, error) {
 	var m wire.RoomMsg
-	h, err := ws.ReadHeader(r)
+	p, err := c.next()
 	if err != nil {
 		return m, err
 	}
-	p := make([]byte, h.Length)
-	if _, err := io.ReadFull(r, p); err != nil {
-		return m, err
-	}
-	if h.OpCode != ws.OpBinary || !h.Fin {
-		return m, fmt.Errorf("frame %+v, want one binary frame", h)
-	}
 	return m, wire.ParseRoom(p, &m)
+}
+
+// joinRoom joins room and checks the reply.
+func (c *roomClient) joinRoom(t *testing.T, room []byte) {
+	t.Helper()
+	c.send(t, wire.RoomMsg{Op: wire.RoomJoin, Room: room})
+	if m, err := c.read(); err != nil || m.Op != wire.RoomJoined || !bytes.Equal(m.Room, room) {
+		t.Fatalf("join reply %q %q, %v", byte(m.Op), m.Room, err)
+	}
 }
 
 func sameRoomMsg(a, b wire.RoomMsg) bool {
 	return a.Op == b.Op && a.Seq == b.Seq && bytes.Equal(a.Room, b.Room) && bytes.Equal(a.Payload, b.Payload)
 }
 
-// expectNothingMore checks that c has no frame waiting before the reply to
-// an echo request.
-func expectNothingMore(t *testing.T, c wsClient, who string) {
+// expectNothingMore checks that c has no message waiting before the reply
+// to an echo request.
+func expectNothingMore(t *testing.T, c *roomClient, who string) {
 	t.Helper()
-	sendRoom(t, c, wire.RoomMsg{Op: wire.RoomEcho, Payload: []byte("end")})
-	m, err := readRoom(c)
+	want := wire.RoomMsg{Op: wire.RoomEcho, Payload: []byte("end")}
+	c.send(t, want)
+	m, err := c.read()
 	if err != nil {
 		t.Fatalf("%s: read: %v", who, err)
 	}
-	if want := (wire.RoomMsg{Op: wire.RoomEcho, Payload: []byte("end")}); !sameRoomMsg(m, want) {
+	if !sameRoomMsg(m, want) {
 		t.Fatalf(
 			"%s: got %q seq %d %q, want the echo %q",
 			who, byte(m.Op), m.Seq, m.Payload, want.Payload)
@@ -80,7 +160,9 @@ func expectNothingMore(t *testing.T, c wsClient, who string) {
 
 // TestRoomSequence: joined and left replies carry the room sequence numbers
 // that bound what a member gets, as publishes happen between them; members
-// get exactly the publishes in their range; other namespaces are apart.
+// get exactly the publishes in their range, the publisher its own only with
+// PublishToSelf; other namespaces are apart. On every transport, and for
+// WebSocket and TCP with the connections spread over loops.
 func TestRoomSequence(t *testing.T) {
 	t.Parallel()
 	r := []byte("r")
@@ -95,7 +177,7 @@ func TestRoomSequence(t *testing.T) {
 		return wire.RoomMsg{Op: wire.RoomDeliver, Room: r, Seq: seq, Payload: []byte(p)}
 	}
 	// Connections: 0 publishes and is never a member; 1 and 2 are members
-	// on "/"; 3 joins the same room name on "/other".
+	// in "/"; 3 joins the same room name in "/other".
 	const pub, a, b, other = 0, 1, 2, 3
 	steps := []struct {
 		from int
@@ -121,17 +203,21 @@ func TestRoomSequence(t *testing.T) {
 		{pub, P(0, "lost"), nil},
 		{a, J, map[int][]wire.RoomMsg{a: {j(0)}}}, // a new room
 	}
-	for _, loops := range []int{1, 3} {
-		t.Run(fmt.Sprintf("loops=%d", loops), func(t *testing.T) {
+	for _, tr := range []struct {
+		transport string
+		loops     int
+	}{{"ws", 1}, {"ws", 3}, {"tcp", 1}, {"tcp", 3}, {"udp", 1}} {
+		t.Run(fmt.Sprintf("%s/loops=%d", tr.transport, tr.loops), func(t *testing.T) {
 			t.Parallel()
-			s := serve(t, Config{WS: "127.0.0.1:0", Loops: loops})
-			cs := []wsClient{dialPath(t, s, "/"), dialPath(t, s, "/"), dialPath(t, s, "/"), dialPath(t, s, "/other")}
+			s := serve(t, Config{Loops: tr.loops})
+			cs := []*roomClient{dialRoom(t, s, tr.transport, "/"), dialRoom(t, s, tr.transport, "/"),
+				dialRoom(t, s, tr.transport, "/"), dialRoom(t, s, tr.transport, "/other")}
 			barrier := wire.RoomMsg{Op: wire.RoomEcho, Payload: []byte("sync")}
 			for i, st := range steps {
 				// The echo behind each request comes back once the server
 				// has served the request, fan-out included.
-				sendRoom(t, cs[st.from], st.send)
-				sendRoom(t, cs[st.from], barrier)
+				cs[st.from].send(t, st.send)
+				cs[st.from].send(t, barrier)
 				want := maps.Clone(st.want)
 				if want == nil {
 					want = make(map[int][]wire.RoomMsg)
@@ -139,7 +225,7 @@ func TestRoomSequence(t *testing.T) {
 				want[st.from] = append(slices.Clip(want[st.from]), barrier)
 				for who, msgs := range want {
 					for _, want := range msgs {
-						got, err := readRoom(cs[who])
+						got, err := cs[who].read()
 						if err != nil {
 							t.Fatalf("step %d: conn %d: %v", i, who, err)
 						}
@@ -158,10 +244,36 @@ func TestRoomSequence(t *testing.T) {
 			if st.Rooms != 2 || st.Members != 2 {
 				t.Errorf("rooms %d members %d, want 2 and 2", st.Rooms, st.Members)
 			}
-			if st.Deliveries != 7 || st.Drops != 0 {
-				t.Errorf("deliveries %d drops %d, want 7 and 0", st.Deliveries, st.Drops)
+			if st.Deliveries != 7 || st.Drops != 0 || st.ProtocolErrors != 0 {
+				t.Errorf("deliveries %d drops %d protocol errors %d, want 7, 0, 0", st.Deliveries, st.Drops, st.ProtocolErrors)
 			}
 		})
+	}
+}
+
+// TestRoomTransportsApart: rooms are per transport: members of one room
+// name and namespace over WebSocket, TCP and UDP are in three rooms.
+func TestRoomTransportsApart(t *testing.T) {
+	t.Parallel()
+	s := serve(t, Config{Loops: 2})
+	room := []byte("r")
+	var cs []*roomClient
+	for _, tr := range []string{"ws", "tcp", "udp"} {
+		c := dialRoom(t, s, tr, "/")
+		c.joinRoom(t, room)
+		cs = append(cs, c)
+	}
+	if st := s.Stats(); st.Rooms != 3 || st.Members != 3 {
+		t.Fatalf("rooms %d members %d, want 3 and 3", st.Rooms, st.Members)
+	}
+	for i, c := range cs {
+		c.send(t, wire.RoomMsg{Op: wire.RoomPublish, Room: room, Payload: []byte("x")})
+		expectNothingMore(t, c, c.transport)
+		for k, o := range cs {
+			if k != i {
+				expectNothingMore(t, o, o.transport)
+			}
+		}
 	}
 }
 
@@ -173,38 +285,42 @@ func TestRoomFanOut(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name       string
+		transport  string
 		loops      int
 		members    int
 		publishers int // the first members
 		self       bool
 	}{
-		{name: "one loop", loops: 1, members: 40, publishers: 1},
-		{name: "two loops", loops: 2, members: 41, publishers: 3},
-		{name: "four loops, to self", loops: 4, members: 48, publishers: 4, self: true},
+		{name: "ws, one loop", transport: "ws", loops: 1, members: 40, publishers: 1},
+		{name: "ws, two loops", transport: "ws", loops: 2, members: 41, publishers: 3},
+		{name: "ws, four loops, to self", transport: "ws", loops: 4, members: 48, publishers: 4, self: true},
+		{name: "tcp, one loop", transport: "tcp", loops: 1, members: 40, publishers: 1},
+		{name: "tcp, three loops", transport: "tcp", loops: 3, members: 41, publishers: 3},
+		{name: "tcp, four loops, to self", transport: "tcp", loops: 4, members: 48, publishers: 4, self: true},
+		// More members than one sendmmsg batch (udpFanBatch).
+		{name: "udp", transport: "udp", loops: 1, members: 150, publishers: 3},
+		{name: "udp, to self", transport: "udp", loops: 1, members: 70, publishers: 2, self: true},
 	}
 	const perPublisher = 30
 	room := []byte("lobby")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := serve(t, Config{WS: "127.0.0.1:0", Loops: tt.loops})
-			members := make([]wsClient, tt.members)
+			s := serve(t, Config{Loops: tt.loops})
+			members := make([]*roomClient, tt.members)
 			for i := range members {
-				members[i] = dialPath(t, s, "/chat")
-				sendRoom(t, members[i], wire.RoomMsg{Op: wire.RoomJoin, Room: room})
+				members[i] = dialRoom(t, s, tt.transport, "/chat")
+				members[i].send(t, wire.RoomMsg{Op: wire.RoomJoin, Room: room})
 			}
 			for i, c := range members {
-				m, err := readRoom(c)
+				m, err := c.read()
 				if err != nil || m.Op != wire.RoomJoined || m.Seq != 0 {
 					t.Fatalf("member %d: join reply %q seq %d, %v", i, byte(m.Op), m.Seq, err)
 				}
 			}
-			outsider := dialPath(t, s, "/chat")
-			elsewhere := dialPath(t, s, "/elsewhere")
-			sendRoom(t, elsewhere, wire.RoomMsg{Op: wire.RoomJoin, Room: room})
-			if m, err := readRoom(elsewhere); err != nil || m.Op != wire.RoomJoined {
-				t.Fatalf("elsewhere: join reply %q, %v", byte(m.Op), err)
-			}
+			outsider := dialRoom(t, s, tt.transport, "/chat")
+			elsewhere := dialRoom(t, s, tt.transport, "/elsewhere")
+			elsewhere.joinRoom(t, room)
 			if st := s.Stats(); st.Rooms != 2 || st.Members != int64(tt.members)+1 {
 				t.Fatalf("rooms %d members %d, want 2 and %d", st.Rooms, st.Members, tt.members+1)
 			}
@@ -217,9 +333,9 @@ func TestRoomFanOut(t *testing.T) {
 			for p := range tt.publishers {
 				wg.Go(func() {
 					for i := range perPublisher {
-						b := roomBytes(t, wire.RoomMsg{Op: wire.RoomPublish, Flags: flags, Room: room,
+						b := roomBytes(t, wire.RoomMsg{Op: wire.RoomPublish, Flags: flags, NS: []byte("/chat"), Room: room,
 							Payload: fmt.Appendf(nil, "from %d #%d", p, i)})
-						if err := wsutil.WriteClientMessage(members[p], ws.OpBinary, b); err != nil {
+						if err := members[p].write(b); err != nil {
 							t.Errorf("publisher %d: %v", p, err)
 							return
 						}
@@ -237,7 +353,7 @@ func TestRoomFanOut(t *testing.T) {
 				}
 				last := int64(-1)
 				for k := range want {
-					m, err := readRoom(c)
+					m, err := c.read()
 					if err != nil || m.Op != wire.RoomDeliver || !bytes.Equal(m.Room, room) {
 						t.Fatalf("member %d delivery %d: %q %q, %v", i, k, byte(m.Op), m.Room, err)
 					}
@@ -275,30 +391,32 @@ func TestRoomFanOut(t *testing.T) {
 	}
 }
 
-// TestRoomMemberCloses: a member that closes leaves its rooms: later
-// publishes do not count it, and the last one's close removes the room.
+// TestRoomMemberCloses: a WebSocket or TCP member that closes leaves its
+// rooms: later publishes do not count it, and the last one's close removes
+// the room.
 func TestRoomMemberCloses(t *testing.T) {
 	t.Parallel()
-	s := serve(t, Config{WS: "127.0.0.1:0", Loops: 2})
-	room := []byte("r")
-	pub, a, b := dialWS(t, s), dialWS(t, s), dialWS(t, s)
-	for _, c := range []wsClient{a, b} {
-		sendRoom(t, c, wire.RoomMsg{Op: wire.RoomJoin, Room: room})
-		if m, err := readRoom(c); err != nil || m.Op != wire.RoomJoined {
-			t.Fatalf("join reply %q, %v", byte(m.Op), err)
-		}
+	for _, tr := range []string{"ws", "tcp"} {
+		t.Run(tr, func(t *testing.T) {
+			t.Parallel()
+			s := serve(t, Config{Loops: 2})
+			room := []byte("r")
+			pub, a, b := dialRoom(t, s, tr, "/"), dialRoom(t, s, tr, "/"), dialRoom(t, s, tr, "/")
+			a.joinRoom(t, room)
+			b.joinRoom(t, room)
+			_ = a.Close()
+			waitFor(t, "members 1", func() bool { return s.Stats().Members == 1 })
+			pub.send(t, wire.RoomMsg{Op: wire.RoomPublish, Room: room, Payload: []byte("x")})
+			if m, err := b.read(); err != nil || m.Op != wire.RoomDeliver || m.Seq != 0 {
+				t.Fatalf("delivery %q seq %d, %v", byte(m.Op), m.Seq, err)
+			}
+			if st := s.Stats(); st.Deliveries != 1 || st.Drops != 0 || st.Rooms != 1 {
+				t.Errorf("deliveries %d drops %d rooms %d, want 1, 0, 1", st.Deliveries, st.Drops, st.Rooms)
+			}
+			_ = b.Close()
+			waitFor(t, "no rooms", func() bool { st := s.Stats(); return st.Members == 0 && st.Rooms == 0 })
+		})
 	}
-	_ = a.Close()
-	waitFor(t, "members 1", func() bool { return s.Stats().Members == 1 })
-	sendRoom(t, pub, wire.RoomMsg{Op: wire.RoomPublish, Room: room, Payload: []byte("x")})
-	if m, err := readRoom(b); err != nil || m.Op != wire.RoomDeliver || m.Seq != 0 {
-		t.Fatalf("delivery %q seq %d, %v", byte(m.Op), m.Seq, err)
-	}
-	if st := s.Stats(); st.Deliveries != 1 || st.Drops != 0 || st.Rooms != 1 {
-		t.Errorf("deliveries %d drops %d rooms %d, want 1, 0, 1", st.Deliveries, st.Drops, st.Rooms)
-	}
-	_ = b.Close()
-	waitFor(t, "no rooms", func() bool { st := s.Stats(); return st.Members == 0 && st.Rooms == 0 })
 }
 
 // TestRoomSlowMember: a member that never reads has its deliveries dropped
@@ -313,23 +431,24 @@ func TestRoomSlowMember(t *testing.T) {
 		window     = 4    // publishes ahead of the fast member's reads
 	)
 	room := []byte("r")
-	for _, loops := range []int{1, 2} {
-		t.Run(fmt.Sprintf("loops=%d", loops), func(t *testing.T) {
+	for _, tr := range []struct {
+		transport string
+		loops     int
+	}{{"ws", 1}, {"ws", 2}, {"tcp", 1}, {"tcp", 2}} {
+		t.Run(fmt.Sprintf("%s/loops=%d", tr.transport, tr.loops), func(t *testing.T) {
 			t.Parallel()
-			s := serve(t, Config{WS: "127.0.0.1:0", Loops: loops, MaxPending: maxPending})
-			slow, fast, pub := dialWS(t, s), dialWS(t, s), dialWS(t, s)
-			for _, c := range []wsClient{slow, fast} {
+			s := serve(t, Config{Loops: tr.loops, MaxPending: maxPending})
+			slow, fast, pub := dialRoom(t, s, tr.transport, "/"), dialRoom(t, s, tr.transport, "/"), dialRoom(t, s, tr.transport, "/")
+			for _, c := range []*roomClient{slow, fast, pub} {
 				_ = c.SetDeadline(time.Now().Add(4 * testTimeout))
-				sendRoom(t, c, wire.RoomMsg{Op: wire.RoomJoin, Room: room})
-				if m, err := readRoom(c); err != nil || m.Op != wire.RoomJoined {
-					t.Fatalf("join reply %q, %v", byte(m.Op), err)
-				}
 			}
+			slow.joinRoom(t, room)
+			fast.joinRoom(t, room)
 			var got atomic.Int64
 			done := make(chan error, 1)
 			go func() {
 				for i := range publishes {
-					m, err := readRoom(fast)
+					m, err := fast.read()
 					if err == nil && (m.Op != wire.RoomDeliver || m.Seq != uint64(i)) {
 						err = fmt.Errorf("delivery %d: %q seq %d", i, byte(m.Op), m.Seq)
 					}
@@ -342,7 +461,7 @@ func TestRoomSlowMember(t *testing.T) {
 				done <- nil
 			}()
 			payload := make([]byte, 8<<10)
-			frame := roomBytes(t, wire.RoomMsg{Op: wire.RoomPublish, Room: room, Payload: payload})
+			msg := roomBytes(t, wire.RoomMsg{Op: wire.RoomPublish, NS: []byte("/"), Room: room, Payload: payload})
 			for i := range publishes {
 				for got.Load() < int64(i-window) {
 					select {
@@ -352,7 +471,7 @@ func TestRoomSlowMember(t *testing.T) {
 						time.Sleep(50 * time.Microsecond)
 					}
 				}
-				if err := wsutil.WriteClientMessage(pub, ws.OpBinary, frame); err != nil {
+				if err := pub.write(msg); err != nil {
 					t.Fatalf("publish %d: %v", i, err)
 				}
 			}
@@ -376,9 +495,10 @@ func TestRoomSlowMember(t *testing.T) {
 			if peak > maxPending {
 				t.Errorf("a queue reached %d bytes, want at most MaxPending %d", peak, maxPending)
 			}
+			t.Logf("peak queue %d bytes of %d; %d of %d deliveries dropped", peak, maxPending, st.Drops, 2*publishes)
 			last := int64(-1)
 			for range publishes - st.Drops {
-				m, err := readRoom(slow)
+				m, err := slow.read()
 				if err != nil || m.Op != wire.RoomDeliver || int64(m.Seq) <= last {
 					t.Fatalf("slow member: %q seq %d after %d, %v", byte(m.Op), m.Seq, last, err)
 				}
@@ -451,47 +571,56 @@ func TestRoomFrames(t *testing.T) {
 }
 
 // TestRoomDeliveryAllocs checks that a publish to members on two loops
-// allocates nothing, server and test client together. Not parallel: it
-// counts the process's allocations.
+// allocates nothing, server and test client together, over WebSocket and
+// TCP. Not parallel: it counts the process's allocations.
 func TestRoomDeliveryAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}
 	const members = 8
-	s := serve(t, Config{WS: "127.0.0.1:0", Loops: 2})
 	room := []byte("r")
 	payload := bytes.Repeat([]byte("a"), 64)
-	var rs []io.Reader // boxed once, not per call
-	for range members {
-		c := dialWS(t, s)
-		sendRoom(t, c, wire.RoomMsg{Op: wire.RoomJoin, Room: room})
-		if m, err := readRoom(c); err != nil || m.Op != wire.RoomJoined {
-			t.Fatalf("join reply %q, %v", byte(m.Op), err)
-		}
-		rs = append(rs, c)
-	}
-	pub := io.Writer(dialWS(t, s))
-	frame := ws.MustCompileFrame(ws.MaskFrame(ws.NewBinaryFrame(roomBytes(t,
-		wire.RoomMsg{Op: wire.RoomPublish, Room: room, Payload: payload}))))
-	delivery := make([]byte, 2+10+len(room)+len(payload))
-	var err error
-	allocs := testing.AllocsPerRun(200, func() {
-		if _, e := pub.Write(frame); e != nil && err == nil {
-			err = e
-		}
-		for _, r := range rs {
-			if _, e := io.ReadFull(r, delivery); e != nil && err == nil {
-				err = e
+	for _, tr := range []string{"ws", "tcp"} {
+		t.Run(tr, func(t *testing.T) {
+			s := serve(t, Config{Loops: 2})
+			var rs []io.Reader // boxed once, not per call
+			for range members {
+				c := dialRoom(t, s, tr, "/")
+				c.joinRoom(t, room)
+				rs = append(rs, c.r)
 			}
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if allocs != 0 {
-		t.Errorf("%v allocs per publish to %d members, want 0", allocs, members)
-	}
-	if got := binary.BigEndian.Uint64(delivery[2+2+len(room):]); got != 200 {
-		t.Errorf("last rseq %d, want 200", got)
+			pub := dialRoom(t, s, tr, "/")
+			w := io.Writer(pub.Conn)
+			p := roomBytes(t, wire.RoomMsg{Op: wire.RoomPublish, NS: pub.ns, Room: room, Payload: payload})
+			var msg []byte
+			head := 2 // the D frame's header
+			if tr == "ws" {
+				msg = ws.MustCompileFrame(ws.MaskFrame(ws.NewBinaryFrame(p)))
+			} else {
+				msg = append(binary.BigEndian.AppendUint32(nil, uint32(len(p))), p...)
+				head = 4
+			}
+			delivery := make([]byte, head+10+len(room)+len(payload))
+			var err error
+			allocs := testing.AllocsPerRun(200, func() {
+				if _, e := w.Write(msg); e != nil && err == nil {
+					err = e
+				}
+				for _, r := range rs {
+					if _, e := io.ReadFull(r, delivery); e != nil && err == nil {
+						err = e
+					}
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if allocs != 0 {
+				t.Errorf("%v allocs per publish to %d members, want 0", allocs, members)
+			}
+			if got := binary.BigEndian.Uint64(delivery[head+2+len(room):]); got != 200 {
+				t.Errorf("last rseq %d, want 200", got)
+			}
+		})
 	}
 }

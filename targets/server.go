@@ -45,31 +45,49 @@
 //
 // # Rooms
 //
-// Over WebSocket, on Linux (the epoll server), the server also speaks the
-// reference room protocol of internal/wire (RoomMsg; docs/broadcast-design.md).
-// A binary message whose first payload byte is 'J' (join), 'L' (leave), 'P'
-// (publish) or 'E' (echo) is a room request, held until it is whole (up to
-// Config.MaxFrame) and answered with 'j', 'l', 'D' to every member, or 'E';
+// On Linux (the epoll server) every transport also speaks the reference room
+// protocol of internal/wire (RoomMsg; docs/broadcast-design.md). A message
+// whose first byte is 'J' (join), 'L' (leave), 'P' (publish) or 'E' (echo)
+// is a room request, answered with 'j', 'l', 'D' to every member, or 'E';
 // every other message is echoed as above, so measurement messages ('S...')
-// are unaffected. A room request fragmented over frames is refused with close
-// 1003, a malformed one with close 1007, and a join beyond 256 rooms on one
-// connection with 1008. The namespace is the request path of the upgrade (the
-// ns field of J, L and P is ignored); connections of one path share rooms.
+// are unaffected. What a message is depends on the transport:
 //
-// Each room numbers its publishes: 'j' carries the first room sequence number
-// the member will receive, 'l' the first it will not, and 'D' its own, so that
-// a client can account for every delivery while members come and go. A
-// publish is encoded once and written to every member, in the room's sequence
-// order, except the publisher unless it sets wire.PublishToSelf. A connection
-// that closes, or starts to close, leaves its rooms.
+//   - WebSocket: a binary message, held until it is whole (up to
+//     Config.MaxFrame). The namespace is the request path of the upgrade (the
+//     ns field of J, L and P is ignored). A room request fragmented over
+//     frames is refused with close 1003, a malformed one with close 1007, and
+//     a join beyond 256 rooms on one connection with 1008.
+//   - TCP: a len32 frame (4-byte big-endian length, then the payload), on a
+//     connection whose first byte is 0 (a len32 frame under 16 MiB); other
+//     connections (line and raw framings start with a printable byte) are
+//     echoed byte for byte and have no rooms. Frames that are not room
+//     requests are echoed as they arrive. The namespace is the ns field. A
+//     malformed room request, one over MaxFrame, or a join beyond 256 rooms
+//     closes the connection, after the replies to what came before it.
+//   - UDP: a datagram. The namespace is the ns field; membership is by
+//     source address, and ends after Config.UDPMemberTTL without any
+//     datagram from that address. A malformed request, or a join beyond 256
+//     rooms, is ignored. 'E' is echoed like any datagram.
 //
-// Slow consumers in rooms: a delivery that would take a member's queue over
-// Config.MaxPending is dropped, and so is one to a member in the middle of
-// sending a large echoed frame or a fragmented message (a data frame cannot go
-// between its parts). Drops are counted in Stats.Drops, written or queued
-// deliveries in Stats.Deliveries; a dropped delivery is one the member never
-// gets, which the client counts as missing. The design's policy drops the
-// oldest queued deliveries instead; this server drops the newest.
+// Rooms are per transport: a WebSocket, a TCP and a UDP member of the room
+// of one name in one namespace are in three rooms. Each room numbers its
+// publishes: 'j' carries the first room sequence number the member will
+// receive, 'l' the first it will not, and 'D' its own, so that a client can
+// account for every delivery while members come and go. A publish is encoded
+// once and written to every member, in the room's sequence order, except the
+// publisher unless it sets wire.PublishToSelf. A connection that closes, or
+// starts to close, leaves its rooms.
+//
+// Slow consumers in rooms: a delivery that would take a WebSocket or TCP
+// member's queue over Config.MaxPending is dropped, and so is one to a member
+// in the middle of a large echoed frame or a fragmented message (a frame
+// cannot go between its parts). UDP deliveries go out in sendmmsg batches
+// from the UDP thread, which waits for room in the socket buffer as it does
+// for echoes, and are not retransmitted: a datagram lost on the way is the
+// client's to count. Drops are counted in Stats.Drops, written, queued or
+// sent deliveries in Stats.Deliveries; a dropped delivery is one the member
+// never gets, which the client counts as missing. The design's policy drops
+// the oldest queued deliveries instead; this server drops the newest.
 //
 // Rooms need Linux: the portable goroutine server echoes room requests like
 // any other message and its room counters stay zero.
@@ -94,6 +112,9 @@ const (
 	// MinMaxPending is the smallest MaxPending used, in bytes (64 KiB); smaller
 	// values are raised to it.
 	MinMaxPending = 64 << 10
+	// DefaultUDPMemberTTL is how long a UDP room member stays a member
+	// without sending a datagram (30 s).
+	DefaultUDPMemberTTL = 30 * time.Second
 )
 
 const (
@@ -144,6 +165,10 @@ type Config struct {
 	// 0 = DefaultMaxPending (4 MiB); values under MinMaxPending are raised to
 	// it. The portable server ignores it (its writes block instead).
 	MaxPending int
+	// UDPMemberTTL is how long a UDP source address stays a member of its
+	// rooms without sending any datagram; see "Rooms" in the package doc.
+	// 0 = DefaultUDPMemberTTL (30 s). The portable server ignores it.
+	UDPMemberTTL time.Duration
 	// Logf receives rare events (accept failures, socket errors); may be nil.
 	// It is never called per message or per connection.
 	Logf func(format string, args ...any)
@@ -165,6 +190,8 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("targets: Loops %d is negative", cfg.Loops)
 	case cfg.MaxPending < 0:
 		return cfg, fmt.Errorf("targets: MaxPending %d is negative", cfg.MaxPending)
+	case cfg.UDPMemberTTL < 0:
+		return cfg, fmt.Errorf("targets: UDPMemberTTL %v is negative", cfg.UDPMemberTTL)
 	}
 	if cfg.MaxFrame == 0 {
 		cfg.MaxFrame = DefaultMaxFrame
@@ -179,6 +206,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.MaxPending = DefaultMaxPending
 	}
 	cfg.MaxPending = max(cfg.MaxPending, MinMaxPending)
+	if cfg.UDPMemberTTL == 0 {
+		cfg.UDPMemberTTL = DefaultUDPMemberTTL
+	}
 	return cfg, nil
 }
 
@@ -193,12 +223,12 @@ type Stats struct {
 	BytesIn             int64 // payload bytes received on all transports
 	BytesOut            int64 // payload bytes echoed on all transports (room replies and deliveries not counted, but 'E' is)
 	DatagramsEchoed     int64 // UDP datagrams echoed
-	ProtocolErrors      int64 // WebSocket protocol violations answered with a close frame (1002, 1007, 1009)
+	ProtocolErrors      int64 // WebSocket protocol violations answered with a close frame (1002, 1003, 1007, 1008, 1009); bad TCP or UDP room requests
 	IOErrors            int64 // reads or writes that failed other than by orderly close: resets, idle timeouts, UDP errors
 	Rooms               int64 // rooms with at least one member now (Linux; see "Rooms")
 	Members             int64 // room memberships now, summed over rooms
-	Deliveries          int64 // room deliveries written or queued, one per member per publish
-	Drops               int64 // room deliveries dropped: the member's queue was full, or it was mid-message
+	Deliveries          int64 // room deliveries written, queued or (UDP) sent, one per member per publish
+	Drops               int64 // room deliveries dropped: the member's queue was full, it was mid-message, or (UDP) sending failed
 }
 
 // Server is a running reference server. It owns one listener per enabled

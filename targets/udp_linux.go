@@ -17,11 +17,13 @@ const udpTimeout = 100 * time.Millisecond
 // blocks in recvmmsg for a batch of datagrams and echoes each to its source
 // with one sendmmsg per batch, one wake-up and two system calls per batch.
 // One thread owns the socket, so datagrams from one source are echoed in the
-// order they came.
+// order they came. Once a room request has come, batches go through the
+// rooms instead (serveRooms), in the same order.
 type udpServer struct {
 	s       *Server
 	fd      int // blocking (poll.Block)
 	dg      *poll.Datagrams
+	r       udpRooms
 	st      [nCounters]int64 // counted since the last publish
 	pub     *loopStats
 	lastLog time.Time
@@ -32,10 +34,13 @@ func newUDPServer(s *Server, fd int) (*udpServer, error) {
 	if err := poll.Block(fd, udpTimeout); err != nil {
 		return nil, err
 	}
-	return &udpServer{s: s, fd: fd, dg: poll.NewDatagrams(udpSlots, udpBufferSize), pub: new(loopStats)}, nil
+	u := &udpServer{s: s, fd: fd, dg: poll.NewDatagrams(udpSlots, udpBufferSize), pub: new(loopStats)}
+	u.initRooms()
+	return u, nil
 }
 
-// run is the UDP thread: read a batch, count it, echo it; until Close.
+// run is the UDP thread: read a batch, count it, echo it (or serve it
+// through the rooms), expire silent room members; until Close.
 func (u *udpServer) run() {
 	defer u.s.wg.Done()
 	poll.LockThread()
@@ -44,25 +49,32 @@ func (u *udpServer) run() {
 		if u.s.stopping.Load() {
 			break // what was read may be stop's wake-up, not a datagram
 		}
-		if err != nil {
+		now := int64(time.Since(u.s.epoch))
+		switch {
+		case err != nil:
 			if !poll.Again(err) { // EAGAIN: nothing within udpTimeout
 				u.st[cIOErrors]++
 				u.logf("targets: udp read: %v", err)
 				u.publish()
 			}
-			continue
+		case u.plain(n):
+			for i := range n {
+				size := int64(len(u.dg.Payload(i)))
+				u.st[cBytesIn] += size
+				// Counted before they are sent, so that a client that has its
+				// echo finds it counted.
+				u.st[cDatagrams]++
+				u.st[cBytesOut] += size
+			}
+			u.publish()
+			u.echo(n)
+		default:
+			u.serveRooms(n, now)
 		}
-		for i := range n {
-			size := int64(len(u.dg.Payload(i)))
-			u.st[cBytesIn] += size
-			// Counted before they are sent, so that a client that has its
-			// echo finds it counted.
-			u.st[cDatagrams]++
-			u.st[cBytesOut] += size
-		}
-		u.publish()
-		u.echo(n)
+		// After serving, so that a member's datagram in this batch counts.
+		u.expire(now)
 	}
+	u.dropRooms()
 	if err := poll.Close(u.fd); err != nil {
 		u.s.udpCloseErr = fmt.Errorf("targets: close listener: %w", err)
 	}
