@@ -68,7 +68,7 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 	stopSweep := func() {}
 	if p.Broadcast != nil {
 		tracker = rooms.New(p, set.Win)
-		stopSweep = sweep(tracker, clk)
+		stopSweep = tracker.Run(clk.Now)
 		defer stopSweep()
 	}
 	eng, err := engine.New(opts.Engine, engine.Config{Plan: p, Set: set, Clock: clk, Logf: opts.Logf, Loops: opts.Loops, Rooms: tracker})
@@ -221,30 +221,6 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 		r.Checks = append(r.Checks, th.Check(r))
 	}
 	return r, nil
-}
-
-// sweep settles the tracker's publishes every rooms.SweepEvery until the
-// returned stop is called.
-func sweep(t *rooms.Tracker, clk engine.Clock) (stop func()) {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		tick := time.NewTicker(rooms.SweepEvery)
-		defer tick.Stop()
-		for {
-			select {
-			case <-tick.C:
-				t.Sweep(clk.Now())
-			case <-done:
-				return
-			}
-		}
-	}()
-	return sync.OnceFunc(func() {
-		close(done)
-		<-finished
-	})
 }
 
 // startReference starts the embedded reference server for p's transport on

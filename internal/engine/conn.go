@@ -402,7 +402,7 @@ func (m *msgs) roomReply(payload []byte, n int, now int64, lk *sync.Mutex) bool 
 	lock(lk)
 	switch {
 	case m.member == nil && rm.Op == wire.RoomDeliver:
-		t.Extra(t.Room(rm.Room)) // a publisher is in no room
+		t.Extra(t.Room(rm.Room), h.Intended) // a publisher is in no room
 	case m.member == nil:
 	case rm.Op == wire.RoomDeliver:
 		ok = m.member.Deliver(rm.Room, rm.Seq, h.ConnID, h.Intended, now)

@@ -99,7 +99,7 @@ func (m *Member) Left(name []byte, until uint64) bool {
 func (m *Member) Deliver(name []byte, seq uint64, publisher uint32, intended, now int64) bool {
 	i := m.t.Room(name)
 	if i != m.room || (m.state != joined && m.state != leaving) || seq < m.from {
-		m.t.Extra(i)
+		m.t.Extra(i, intended)
 		return false
 	}
 	switch {
@@ -114,12 +114,12 @@ func (m *Member) Deliver(name []byte, seq uint64, publisher uint32, intended, no
 	case m.next-1-seq < window:
 		bit := uint64(1) << (m.next - 1 - seq)
 		if m.got&bit != 0 {
-			m.t.Duplicate(i)
+			m.t.Duplicate(i, intended)
 			return false
 		}
 		m.got |= bit
 	default:
-		m.t.Duplicate(i) // too far back to tell: taken as a repeat
+		m.t.Duplicate(i, intended) // too far back to tell: taken as a repeat
 		return false
 	}
 	m.since++

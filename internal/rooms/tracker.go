@@ -276,9 +276,14 @@ func (t *Tracker) Ended(i int, conn uint32, from uint64, unanswered bool) {
 	r.mu.Unlock()
 }
 
-// Extra counts a delivery that its receiver was not owed (not a member of
-// room i at seq), or, with i < 0, one for a room the plan does not have.
-func (t *Tracker) Extra(i int) {
+// Extra counts a delivery of a publish intended at intended that its
+// receiver was not owed (not a member of room i at its number), or, with
+// i < 0, one for a room the plan does not have. Only measured publishes
+// count.
+func (t *Tracker) Extra(i int, intended int64) {
+	if !t.win.Measured(intended) {
+		return
+	}
 	if i < 0 {
 		t.extra.Add(1)
 		return
@@ -289,8 +294,12 @@ func (t *Tracker) Extra(i int) {
 	r.mu.Unlock()
 }
 
-// Duplicate counts a delivery its receiver already had.
-func (t *Tracker) Duplicate(i int) {
+// Duplicate counts a delivery of a publish intended at intended that its
+// receiver already had. Only measured publishes count.
+func (t *Tracker) Duplicate(i int, intended int64) {
+	if !t.win.Measured(intended) {
+		return
+	}
 	r := t.rooms[i]
 	r.mu.Lock()
 	r.c.duplicated++
@@ -309,7 +318,9 @@ func (t *Tracker) Delivered(i int, seq uint64, publisher uint32, intended, now i
 		r.started, r.base, r.top = true, seq, seq
 	}
 	if seq < r.base {
-		r.c.late++
+		if t.win.Measured(intended) {
+			r.c.late++
+		}
 		return false
 	}
 	rec := &r.recs[seq%uint64(len(r.recs))]
@@ -382,6 +393,30 @@ func (t *Tracker) Sweep(now int64) {
 		t.prune(r)
 		r.mu.Unlock()
 	}
+}
+
+// Run sweeps every SweepEvery, reading the run clock with now, until the
+// returned stop is called (stop may be called more than once).
+func (t *Tracker) Run(now func() int64) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(SweepEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				t.Sweep(now())
+			case <-done:
+				return
+			}
+		}
+	}()
+	return sync.OnceFunc(func() {
+		close(done)
+		<-finished
+	})
 }
 
 // gapDue reports whether room r's lowest awaited sequence number, which no
