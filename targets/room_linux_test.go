@@ -571,8 +571,8 @@ func TestRoomFrames(t *testing.T) {
 }
 
 // TestRoomDeliveryAllocs checks that a publish to members on two loops
-// allocates nothing, server and test client together, over WebSocket and
-// TCP. Not parallel: it counts the process's allocations.
+// allocates nothing, server and test client together, over WebSocket, TCP
+// and UDP. Not parallel: it counts the process's allocations.
 func TestRoomDeliveryAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
@@ -580,7 +580,7 @@ func TestRoomDeliveryAllocs(t *testing.T) {
 	const members = 8
 	room := []byte("r")
 	payload := bytes.Repeat([]byte("a"), 64)
-	for _, tr := range []string{"ws", "tcp"} {
+	for _, tr := range []string{"ws", "tcp", "udp"} {
 		t.Run(tr, func(t *testing.T) {
 			s := serve(t, Config{Loops: 2})
 			var rs []io.Reader // boxed once, not per call
@@ -592,13 +592,12 @@ func TestRoomDeliveryAllocs(t *testing.T) {
 			pub := dialRoom(t, s, tr, "/")
 			w := io.Writer(pub.Conn)
 			p := roomBytes(t, wire.RoomMsg{Op: wire.RoomPublish, NS: pub.ns, Room: room, Payload: payload})
-			var msg []byte
-			head := 2 // the D frame's header
-			if tr == "ws" {
-				msg = ws.MustCompileFrame(ws.MaskFrame(ws.NewBinaryFrame(p)))
-			} else {
-				msg = append(binary.BigEndian.AppendUint32(nil, uint32(len(p))), p...)
-				head = 4
+			msg, head := p, 0 // head: the D message's framing
+			switch tr {
+			case "ws":
+				msg, head = ws.MustCompileFrame(ws.MaskFrame(ws.NewBinaryFrame(p))), 2
+			case "tcp":
+				msg, head = append(binary.BigEndian.AppendUint32(nil, uint32(len(p))), p...), 4
 			}
 			delivery := make([]byte, head+10+len(room)+len(payload))
 			var err error
