@@ -25,8 +25,10 @@ import (
 //	loss          lost messages as a fraction of messages sent                  ratio
 //	throughput    messages received per second                                  msg/s
 //	rate_ratio    achieved send rate over planned send rate                     ratio
+//	delivery      broadcast: deliveries made over deliveries owed               ratio
+//	fanout        broadcast: publish to its last owed delivery                  ns
 //
-// The first four take a stat: pNN (p50, p90, p99, p99.9, p99.99, any
+// latency, service_time, connect, send_lag and fanout take a stat: pNN (p50, p90, p99, p99.9, p99.99, any
 // percentile above 0 and up to 100), min, max or mean, and a value with a unit
 // of ns, us (or µs), ms or s. Ratios are written as a fraction (0.001) or a
 // percentage (0.1%) and stored as a fraction.
@@ -78,6 +80,8 @@ var thresholdMetrics = []struct {
 	{"loss", ratioMetric},
 	{"throughput", rateMetric},
 	{"rate_ratio", ratioMetric},
+	{"delivery", ratioMetric},
+	{"fanout", durationMetric},
 }
 
 func metricNames() []string {
@@ -194,7 +198,10 @@ func ParseThreshold(expr string) (Threshold, error) {
 	case ratioMetric:
 		switch unit {
 		case "%":
-			v /= 100
+			// Parsed as the decimal it is, so that 99.9% is the same
+			// float64 as 0.999 (v/100 is one ulp above it, and a ratio of
+			// exactly 999/1000 would fail ">= 99.9%").
+			v, _ = strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rhs), "%")+"e-2", 64)
 		case "":
 		default:
 			return bad("%s is a ratio: want a fraction like 0.001 or a percentage like 0.1%%, got %q", t.Metric, rhs)
@@ -342,8 +349,22 @@ func (t Threshold) measure(r *result.Result) (float64, string) {
 			return 0, "no planned rate (closed loop, or an empty window)"
 		}
 		return float64(c.Sent) / secs / planned, ""
+	case "delivery":
+		if r.Broadcast == nil {
+			return 0, "not a broadcast run"
+		}
+		if r.Broadcast.Expected == 0 {
+			return 0, "no delivery was owed in the measured window"
+		}
+		return r.Broadcast.DeliveryRatio(), ""
 	}
 	h := r.Histograms[t.Metric]
+	if t.Metric == "fanout" {
+		if r.Broadcast == nil {
+			return 0, "not a broadcast run"
+		}
+		h = r.Broadcast.FanOut
+	}
 	if h == nil || h.Count == 0 {
 		return 0, "no " + t.Metric + " samples"
 	}

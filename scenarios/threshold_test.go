@@ -62,10 +62,10 @@ func TestParseThresholdErrors(t *testing.T) {
 		{"< 20ms", `"< 20ms": nothing before <; want a stat such as p99 or a metric such as error_rate`},
 		{"p99 <", `"p99 <": no value after <`},
 		{"", `empty threshold; want one like "p99 < 50ms"`},
-		{"latancy.p99 < 20ms", `"latancy.p99 < 20ms": unknown metric "latancy"; did you mean "latency"? (want latency, service_time, connect, send_lag, error_rate, loss, throughput, rate_ratio)`},
-		{"jitter.p99 < 20ms", `"jitter.p99 < 20ms": unknown metric "jitter" (want latency, service_time, connect, send_lag, error_rate, loss, throughput, rate_ratio)`},
-		{"errors < 1%", `"errors < 1%": unknown stat or metric "errors"; stats are p50, p90, p99, p99.9, p99.99 (any pNN), min, max or mean; metrics are latency, service_time, connect, send_lag, error_rate, loss, throughput, rate_ratio`},
-		{"eror_rate < 1%", `"eror_rate < 1%": unknown metric "eror_rate"; did you mean "error_rate"? (want latency, service_time, connect, send_lag, error_rate, loss, throughput, rate_ratio)`},
+		{"latancy.p99 < 20ms", `"latancy.p99 < 20ms": unknown metric "latancy"; did you mean "latency"? (want latency, service_time, connect, send_lag, error_rate, loss, throughput, rate_ratio, delivery, fanout)`},
+		{"jitter.p99 < 20ms", `"jitter.p99 < 20ms": unknown metric "jitter" (want latency, service_time, connect, send_lag, error_rate, loss, throughput, rate_ratio, delivery, fanout)`},
+		{"errors < 1%", `"errors < 1%": unknown stat or metric "errors"; stats are p50, p90, p99, p99.9, p99.99 (any pNN), min, max or mean; metrics are latency, service_time, connect, send_lag, error_rate, loss, throughput, rate_ratio, delivery, fanout`},
+		{"eror_rate < 1%", `"eror_rate < 1%": unknown metric "eror_rate"; did you mean "error_rate"? (want latency, service_time, connect, send_lag, error_rate, loss, throughput, rate_ratio, delivery, fanout)`},
 		{"latency.avg < 5ms", `"latency.avg < 5ms": unknown stat "avg" (want p50, p90, p99, p99.9, p99.99 (any pNN), min, max or mean)`},
 		{"latency.mena < 5ms", `"latency.mena < 5ms": unknown stat "mena"; did you mean "mean"? (want p50, p90, p99, p99.9, p99.99 (any pNN), min, max or mean)`},
 		{"p99x < 5ms", `"p99x < 5ms": unknown stat "p99x"; did you mean "p99"? (want p50, p90, p99, p99.9, p99.99 (any pNN), min, max or mean)`},
@@ -132,6 +132,7 @@ func checkResult(t *testing.T) *result.Result {
 		t.Fatal(err)
 	}
 	return &result.Result{
+		Broadcast:  &result.Broadcast{Expected: 1000, Delivered: 999, Missing: 1, FanOut: lat},
 		Plan:       result.PlanInfo{Mode: "open"},
 		Window:     result.Window{StartNs: 0, EndNs: 10e9},
 		Phases:     []result.PhaseRun{{StartNs: 0, EndNs: 10e9, PlannedRate: 2000}},
@@ -162,6 +163,9 @@ func TestThresholdCheck(t *testing.T) {
 		{"throughput >= 1990", true, 1990, ""},
 		{"throughput > 2000", false, 1990, ""},
 		{"rate_ratio >= 0.98", true, 1, ""},
+		{"delivery >= 99.9%", true, 0.999, ""},
+		{"delivery > 99.9%", false, 0.999, ""},
+		{"fanout.p99 < 11ms", true, 10e6, ""},
 		{"connect.p99 < 1s", false, 0, "no connect samples"},
 		{"service_time.max < 1s", false, 0, "no service_time samples"},
 	} {
@@ -195,6 +199,8 @@ func TestThresholdCheckNotMeasurable(t *testing.T) {
 		{"throughput > 1", "the measured window is empty"},
 		{"rate_ratio > 0.9", "no planned rate"},
 		{"p99 < 1s", "no latency samples"},
+		{"delivery > 99%", "not a broadcast run"},
+		{"fanout.p99 < 1s", "not a broadcast run"},
 	} {
 		th, err := ParseThreshold(tc.expr)
 		if err != nil {

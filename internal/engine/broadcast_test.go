@@ -112,7 +112,7 @@ func checkDeliveries(t *testing.T, r broadcastRun) {
 // Every subscriber of a room gets every publish exactly once from a healthy
 // server: the reference server and the test server, over WebSocket and TCP.
 func TestBroadcastExact(t *testing.T) {
-	ref, err := targets.Serve(targets.Config{WS: "127.0.0.1:0", TCP: "127.0.0.1:0"})
+	ref, err := targets.Serve(targets.Config{WS: "127.0.0.1:0", TCP: "127.0.0.1:0", UDP: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +126,7 @@ func TestBroadcastExact(t *testing.T) {
 	}{
 		{"reference-ws", plan.WS, ref.URL("ws"), ref.WSAddr()},
 		{"reference-tcp", plan.TCP, ref.URL("tcp"), ref.TCPAddr()},
+		{"reference-udp", plan.UDP, ref.URL("udp"), ref.UDPAddr()}, // loopback at 100 publishes/s: nothing lost
 		{"roomtest-ws", plan.WS, wsTest.URL(), wsTest.Addr()},
 		{"roomtest-tcp", plan.TCP, tcpTest.URL(), tcpTest.Addr()},
 	}
