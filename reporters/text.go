@@ -111,7 +111,7 @@ func Text(w io.Writer, r *result.Result) error {
 		if t.Pass {
 			verdict = "pass"
 		}
-		fmt.Fprintf(&b, "  threshold  %s  %s: %s", verdict, t.Expr, measured(t))
+		fmt.Fprintf(&b, "  threshold  %s  %s: %s", verdict, t.Expr, Measured(t))
 		if t.Source != "" {
 			fmt.Fprintf(&b, " (%s)", t.Source)
 		}
@@ -189,9 +189,9 @@ func bytesIEC(n int64) string {
 	return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
 }
 
-// measured formats a threshold's measured value in its unit, or why there
+// Measured formats a threshold's measured value in its unit, or why there
 // is none.
-func measured(t result.ThresholdResult) string {
+func Measured(t result.ThresholdResult) string {
 	if t.Reason != "" {
 		return "not measurable: " + t.Reason
 	}

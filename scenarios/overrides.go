@@ -20,6 +20,9 @@ type Overrides struct {
 	InFlight    *int           // --inflight, every phase (closed loop: messages outstanding per connection)
 	Target      *string        // --target
 	Insecure    *bool          // --insecure
+	Rooms       *int           // --rooms (broadcast)
+	Publishers  *int           // --publishers (broadcast)
+	PublishRate *float64       // --publish-rate (broadcast: publishes/s per room)
 }
 
 // Apply sets the given overrides on s: per-phase values on every phase. A
@@ -56,6 +59,7 @@ func (s *Spec) Apply(o Overrides) {
 		s.Timeout = &d
 		set("timeout", "--timeout")
 	}
+	s.applyBroadcast(o, set)
 	for i := range s.Phases {
 		ph := &s.Phases[i]
 		path := func(key string) string { return fmt.Sprintf("phases[%d].%s", i, key) }
@@ -96,6 +100,39 @@ func (s *Spec) Apply(o Overrides) {
 			ph.Size = ptr(*o.Size)
 			set(path("size"), "--size")
 		}
+	}
+}
+
+// applyBroadcast sets the broadcast overrides; on a scenario that is not a
+// broadcast it remembers the first such flag, for Plan to refuse.
+func (s *Spec) applyBroadcast(o Overrides, set func(path, flag string)) {
+	given := []struct {
+		ok   bool
+		flag string
+	}{{o.Rooms != nil, "--rooms"}, {o.Publishers != nil, "--publishers"}, {o.PublishRate != nil, "--publish-rate"}}
+	b := s.Broadcast
+	if b == nil {
+		for _, g := range given {
+			if g.ok && s.notBroadcast == "" {
+				s.notBroadcast = g.flag
+			}
+		}
+		return
+	}
+	if o.Rooms != nil {
+		b.Rooms = ptr(*o.Rooms)
+		set("broadcast.rooms", "--rooms")
+		if len(b.Sizes) > 0 {
+			b.Sizes = nil // the flag replaces the file's explicit sizes
+		}
+	}
+	if o.Publishers != nil {
+		b.Publishers = ptr(*o.Publishers)
+		set("broadcast.publishers", "--publishers")
+	}
+	if o.PublishRate != nil {
+		b.PublishRate = ptr(*o.PublishRate)
+		set("broadcast.publish_rate", "--publish-rate")
 	}
 }
 

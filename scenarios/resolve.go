@@ -84,6 +84,8 @@ func (s *Spec) Plan(lim Limits) (*plan.Plan, error) {
 	}
 	if s.Broadcast != nil {
 		p.Broadcast = r.broadcast(p, lim)
+	} else if s.notBroadcast != "" {
+		r.errs.add(&Error{Flag: s.notBroadcast, Msg: fmt.Sprintf("only applies to broadcast scenarios; %s has no broadcast block (try the broadcast built-in)", s.Name)})
 	}
 	if err := r.errs.err(); err != nil {
 		return nil, err

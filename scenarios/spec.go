@@ -108,6 +108,9 @@ type Spec struct {
 
 	at   map[string]position // field path -> where its value is in File
 	flag map[string]string   // field path -> flag that set it ("--conns")
+	// notBroadcast is the first broadcast flag given to a scenario that is
+	// not a broadcast ("--rooms"), for Plan to refuse.
+	notBroadcast string
 }
 
 // Phase is one stretch of the measured run with a constant shape.

@@ -64,6 +64,13 @@ func runCmd() command {
 			quiet := fs.Bool("quiet", false, "no progress lines")
 			thresholds := fs.StringArray("threshold", nil, "a pass/fail condition, e.g. 'p99<20ms' or 'error_rate<0.1%' (repeatable; added to the scenario's)")
 			cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of sockbench itself to this file (for 'go tool pprof')")
+			rooms := fs.Int("rooms", 0, "broadcast: number of rooms")
+			publishers := fs.Int("publishers", 0, "broadcast: publisher connections")
+			publishRate := fs.Float64("publish-rate", 0, "broadcast: publishes per second per room")
+			findMax := fs.String("find-max", "", "capacity search: step this up until a condition breaks (only: conns)")
+			until := fs.StringArray("until", nil, "capacity search: a step breaks when this holds, e.g. 'p99>250ms' or 'delivery<99.9%' (repeatable; default: p99>250ms, delivery<99.9% or loss>0.1%, error_rate>1%)")
+			stepFactor := fs.Float64("step-factor", scenarios.DefaultStepFactor, "capacity search: conns grow by this factor each step")
+			maxSteps := fs.Int("max-steps", scenarios.DefaultMaxSteps, "capacity search: at most this many steps")
 			return func(args []string, stdout, stderr io.Writer) error {
 				if len(args) != 1 {
 					return &usageError{"run takes one scenario name or file (see sockbench scenarios)"}
@@ -102,7 +109,23 @@ func runCmd() command {
 				if set("insecure") {
 					o.Insecure = insecure
 				}
+				if set("rooms") {
+					o.Rooms = rooms
+				}
+				if set("publishers") {
+					o.Publishers = publishers
+				}
+				if set("publish-rate") {
+					o.PublishRate = publishRate
+				}
 				f := runFlags{out: *out, quiet: *quiet, loops: *loops, cpuProfile: *cpuProfile, thresholds: *thresholds}
+				if set("find-max") || set("until") || set("step-factor") || set("max-steps") {
+					s, err := searchFlags(*findMax, *until, *stepFactor, *maxSteps)
+					if err != nil {
+						return err
+					}
+					f.search = s
+				}
 				if set("engine") {
 					f.engine = *eng // else the default for the target
 				}
@@ -123,6 +146,7 @@ type runFlags struct {
 	// cpuProfile, if set, is where the harness's own CPU profile goes.
 	cpuProfile string
 	thresholds []string // --threshold, each
+	search     *capacitySearch
 }
 
 func loadSpec(arg string) (*scenarios.Spec, error) {
@@ -198,6 +222,9 @@ func runScenario(arg string, o scenarios.Overrides, f runFlags, stdout, stderr i
 			return &usageError{"--cpuprofile: " + err.Error()}
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if f.search != nil {
+		return runCapacity(ctx, spec, p, f.search, scenarios.Limits{MaxConns: maxConns(limit, spec)}, opts, path, stdout, stderr)
 	}
 	r, err := scenarios.Run(ctx, spec, p, opts)
 	if err != nil {
