@@ -45,7 +45,39 @@ type Table struct {
 	Rows              []Row
 	// Notes name the differences between the two runs that the reader
 	// should know of (another transport, scenario or machine).
-	Notes []string
+	Notes []Note
+	// Ratios shows new/base ("1.23x") instead of the change in percent,
+	// for side-by-side reports of two targets or transports.
+	Ratios bool
+}
+
+// Note is one difference between two compared runs.
+type Note struct {
+	Kind string // transport, scenario, machine, target, version, saturated, interrupted
+	Text string
+}
+
+// Note kinds.
+const (
+	NoteTransport   = "transport"
+	NoteScenario    = "scenario"
+	NoteMachine     = "machine"
+	NoteTarget      = "target"
+	NoteVersion     = "version"
+	NoteSaturated   = "saturated"
+	NoteInterrupted = "interrupted"
+)
+
+// Drop removes the notes of the given kind (a pair run by design differs
+// in it).
+func (t *Table) Drop(kind string) {
+	var keep []Note
+	for _, n := range t.Notes {
+		if n.Kind != kind {
+			keep = append(keep, n)
+		}
+	}
+	t.Notes = keep
 }
 
 // RefusedError is two results that must not be compared; it names the
@@ -59,7 +91,7 @@ func (e *RefusedError) Error() string { return e.Msg }
 // use: tcp against udp), scenario name, machine, or sockbench version. Two
 // results of different modes (open and closed loop, whose latencies mean
 // different things) or of which one is a broadcast run are refused.
-func Compatible(base, next *result.Result) ([]string, error) {
+func Compatible(base, next *result.Result) ([]Note, error) {
 	b, n := base.Plan, next.Plan
 	if b.Mode != n.Mode {
 		return nil, &RefusedError{fmt.Sprintf("base ran %s loop and new %s loop: their latencies measure different things (open loop counts from the intended send time, closed loop from the actual one)", b.Mode, n.Mode)}
@@ -73,16 +105,19 @@ func Compatible(base, next *result.Result) ([]string, error) {
 		}
 		return nil, &RefusedError{fmt.Sprintf("base is %s and new is %s: their latencies measure different things", kind(base), kind(next))}
 	}
-	var notes []string
+	var notes []Note
+	add := func(kind, format string, args ...any) {
+		notes = append(notes, Note{kind, fmt.Sprintf(format, args...)})
+	}
 	if b.Transport != n.Transport {
-		notes = append(notes, fmt.Sprintf("transports differ: base %s, new %s (the same workload over two transports is a fair comparison; the target's code paths differ too)", b.Transport, n.Transport))
+		add(NoteTransport, "transports differ: base %s, new %s (the same workload over two transports is a fair comparison; the target's code paths differ too)", b.Transport, n.Transport)
 	}
 	if b.Name != n.Name {
-		notes = append(notes, fmt.Sprintf("WARNING: scenarios differ: base %q, new %q", b.Name, n.Name))
+		add(NoteScenario, "WARNING: scenarios differ: base %q, new %q", b.Name, n.Name)
 	}
 	be, ne := base.Env, next.Env
 	if be.Host != ne.Host || be.CPUs != ne.CPUs || be.GOMAXPROCS != ne.GOMAXPROCS {
-		notes = append(notes, fmt.Sprintf("WARNING: machines differ: base %s (%d cpus, GOMAXPROCS %d), new %s (%d cpus, GOMAXPROCS %d); changes may be the machine's", be.Host, be.CPUs, be.GOMAXPROCS, ne.Host, ne.CPUs, ne.GOMAXPROCS))
+		add(NoteMachine, "WARNING: machines differ: base %s (%d cpus, GOMAXPROCS %d), new %s (%d cpus, GOMAXPROCS %d); changes may be the machine's", be.Host, be.CPUs, be.GOMAXPROCS, ne.Host, ne.CPUs, ne.GOMAXPROCS)
 	}
 	if b.Embedded != n.Embedded {
 		where := func(e bool, url string) string {
@@ -91,20 +126,20 @@ func Compatible(base, next *result.Result) ([]string, error) {
 			}
 			return url
 		}
-		notes = append(notes, fmt.Sprintf("targets differ: base %s, new %s", where(b.Embedded, b.Target), where(n.Embedded, n.Target)))
+		add(NoteTarget, "targets differ: base %s, new %s", where(b.Embedded, b.Target), where(n.Embedded, n.Target))
 	}
 	if be.Sockbench != ne.Sockbench {
-		notes = append(notes, fmt.Sprintf("sockbench versions differ: base %s, new %s", be.Sockbench, ne.Sockbench))
+		add(NoteVersion, "sockbench versions differ: base %s, new %s", be.Sockbench, ne.Sockbench)
 	}
 	for _, r := range []struct {
 		side string
 		res  *result.Result
 	}{{"base", base}, {"new", next}} {
 		if r.res.Self.Saturated {
-			notes = append(notes, fmt.Sprintf("WARNING: the %s run was limited by the load generator, not the target (see its summary)", r.side))
+			add(NoteSaturated, "WARNING: the %s run was limited by the load generator, not the target (see its summary)", r.side)
 		}
 		if r.res.Interrupted {
-			notes = append(notes, fmt.Sprintf("WARNING: the %s run was interrupted; its figures are partial", r.side))
+			add(NoteInterrupted, "WARNING: the %s run was interrupted; its figures are partial", r.side)
 		}
 	}
 	return notes, nil
@@ -153,13 +188,17 @@ func compareMetric(m Metric, base, next []result.Repetition) Row {
 	row := Row{Metric: m, Change: math.NaN()}
 	bv, nv := values(m, base), values(m, next)
 	row.N1, row.N2 = len(bv), len(nv)
+	th := &benchmath.DefaultThresholds
+	s1, s2 := benchmath.NewSample(bv, th), benchmath.NewSample(nv, th)
+	if row.N1 > 0 {
+		row.Base = benchmath.AssumeNothing.Summary(s1, Confidence)
+	}
+	if row.N2 > 0 {
+		row.New = benchmath.AssumeNothing.Summary(s2, Confidence)
+	}
 	if row.N1 == 0 || row.N2 == 0 {
 		return row
 	}
-	th := &benchmath.DefaultThresholds
-	s1, s2 := benchmath.NewSample(bv, th), benchmath.NewSample(nv, th)
-	row.Base = benchmath.AssumeNothing.Summary(s1, Confidence)
-	row.New = benchmath.AssumeNothing.Summary(s2, Confidence)
 	switch b, n := row.Base.Center, row.New.Center; {
 	case b == n:
 		row.Change = 0

@@ -60,12 +60,20 @@ func side(unit string, n int, s interface {
 
 // header is the table's column heads.
 func (t *Table) header() []string {
-	return []string{"metric", t.BaseName, t.NewName, "change", "significance", "limit"}
+	h := []string{"metric", t.BaseName, t.NewName, "change", "significance", "limit"}
+	if t.Ratios {
+		h[3] = "ratio"
+	}
+	return h
 }
 
 func (t *Table) cells(r Row) []string {
-	return []string{r.Metric.Label, side(r.Metric.Unit, r.N1, r.Base, r.Base.Center), side(r.Metric.Unit, r.N2, r.New, r.New.Center),
+	c := []string{r.Metric.Label, side(r.Metric.Unit, r.N1, r.Base, r.Base.Center), side(r.Metric.Unit, r.N2, r.New, r.New.Center),
 		r.ChangeString(), r.Significance(), r.Verdict()}
+	if t.Ratios {
+		c[3] = r.Ratio()
+	}
+	return c
 }
 
 func (t *Table) hasLimits() bool {
@@ -100,27 +108,35 @@ func (t *Table) Text(w io.Writer) error {
 func (t *Table) footer(w io.Writer, bullet string) error {
 	var b strings.Builder
 	b.WriteString("\n")
-	if t.needMore() {
-		fmt.Fprintf(&b, "%s~ means no significant change (Mann-Whitney U, alpha 0.05); n=1 cannot be judged: run with --count 5 or more on both sides. Limits apply as-is to n=1.\n", bullet)
-	} else {
-		fmt.Fprintf(&b, "%s~ means no significant change (Mann-Whitney U over repetitions, alpha 0.05); ± is the 95%% confidence interval of the median.\n", bullet)
+	fmt.Fprintf(&b, "%s~ means no significant change (Mann-Whitney U over repetitions, alpha 0.05); ± is the 95%% confidence interval of the median.\n", bullet)
+	unjudged, warned := t.weak()
+	if unjudged {
+		fmt.Fprintf(&b, "%sn=1: significance cannot be judged with one repetition on a side; --fail-on limits apply as-is. Run with --count 5 or more on both sides.\n", bullet)
+	}
+	if warned != "" {
+		fmt.Fprintf(&b, "%s%s: no change can be significant with so few repetitions.\n", bullet, warned)
 	}
 	for _, n := range t.Notes {
-		fmt.Fprintf(&b, "%s%s\n", bullet, n)
+		fmt.Fprintf(&b, "%s%s\n", bullet, n.Text)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-// needMore reports whether some row could not be judged or needs more
-// repetitions to show a difference.
-func (t *Table) needMore() bool {
+// weak reports whether some row could not be judged (n=1) and the U test's
+// first warning (too few repetitions), if any.
+func (t *Table) weak() (unjudged bool, warning string) {
 	for _, r := range t.Rows {
-		if r.N1 > 0 && r.N2 > 0 && (!r.Judged || len(r.Cmp.Warnings) > 0) {
-			return true
+		if r.N1 == 0 || r.N2 == 0 {
+			continue
+		}
+		if !r.Judged {
+			unjudged = true
+		} else if len(r.Cmp.Warnings) > 0 && warning == "" {
+			warning = r.Cmp.Warnings[0].Error()
 		}
 	}
-	return false
+	return unjudged, warning
 }
 
 // Markdown writes the table as a GitHub-flavoured Markdown table with the
