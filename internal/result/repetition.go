@@ -86,9 +86,10 @@ func (r *Result) MeasuredSeconds() float64 {
 
 // Merge folds the repetitions runs (at least one, each a whole run of the
 // same plan) into one Result: the first run's plan, environment, window,
-// phases, intervals and self-check, with the message and connection
-// counters summed and the histograms merged over all of them, and every run
-// summarised in Repetitions. Thresholds are not re-checked here.
+// phases, self-check and broadcast section; the counters summed and the
+// histograms merged over all of them; the intervals of every run one after
+// the other (each run's t_ns shifted by the end of the run before); and
+// every run summarised in Repetitions. Thresholds are not re-checked here.
 func Merge(runs []*Result) (*Result, error) {
 	if len(runs) == 0 {
 		return nil, fmt.Errorf("merge: no runs")
@@ -99,7 +100,16 @@ func Merge(runs []*Result) (*Result, error) {
 	m.Repetitions = nil
 	m.Counters = Counters{Errors: map[string]int64{}}
 	hs := map[string][]*Histogram{}
+	m.Intervals = nil
+	var offset int64 // the intervals of each run follow the last one's
 	for _, r := range runs {
+		for _, iv := range r.Intervals {
+			iv.TNs += offset
+			m.Intervals = append(m.Intervals, iv)
+		}
+		if n := len(r.Intervals); n > 0 {
+			offset += r.Intervals[n-1].TNs
+		}
 		m.Repetitions = append(m.Repetitions, RepetitionOf(r))
 		m.Counters.add(r.Counters)
 		m.Interrupted = m.Interrupted || r.Interrupted
