@@ -2,6 +2,8 @@ package compare
 
 import (
 	"fmt"
+
+	"golang.org/x/perf/benchmath"
 	"io"
 	"math"
 	"strings"
@@ -109,12 +111,12 @@ func (t *Table) footer(w io.Writer, bullet string) error {
 	var b strings.Builder
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "%s~ means no significant change (Mann-Whitney U over repetitions, alpha 0.05); ± is the 95%% confidence interval of the median.\n", bullet)
-	unjudged, warned := t.weak()
+	unjudged, warnings := t.weak()
 	if unjudged {
 		fmt.Fprintf(&b, "%sn=1: significance cannot be judged with one repetition on a side; --fail-on limits apply as-is. Run with --count 5 or more on both sides.\n", bullet)
 	}
-	if warned != "" {
-		fmt.Fprintf(&b, "%s%s: no change can be significant with so few repetitions.\n", bullet, warned)
+	for _, w := range warnings {
+		fmt.Fprintf(&b, "%s%s\n", bullet, w)
 	}
 	for _, n := range t.Notes {
 		fmt.Fprintf(&b, "%s%s\n", bullet, n.Text)
@@ -123,20 +125,48 @@ func (t *Table) footer(w io.Writer, bullet string) error {
 	return err
 }
 
-// weak reports whether some row could not be judged (n=1) and the U test's
-// first warning (too few repetitions), if any.
-func (t *Table) weak() (unjudged bool, warning string) {
+// weak reports whether some row could not be judged (n=1), and the
+// statistics' warnings (too few repetitions for a confidence interval or
+// for a significant difference, all values equal), each once with the
+// metrics it concerns.
+func (t *Table) weak() (unjudged bool, warnings []string) {
+	var order []string
+	rows := map[string][]string{}
+	add := func(err error, label string) {
+		w := err.Error()
+		if _, ok := rows[w]; !ok {
+			order = append(order, w)
+		}
+		if l := rows[w]; len(l) == 0 || l[len(l)-1] != label {
+			rows[w] = append(l, label)
+		}
+	}
 	for _, r := range t.Rows {
 		if r.N1 == 0 || r.N2 == 0 {
 			continue
 		}
 		if !r.Judged {
 			unjudged = true
-		} else if len(r.Cmp.Warnings) > 0 && warning == "" {
-			warning = r.Cmp.Warnings[0].Error()
+			continue
+		}
+		for _, sum := range []benchmath.Summary{r.Base, r.New} {
+			for _, err := range sum.Warnings {
+				add(err, r.Metric.Label)
+			}
+		}
+		for _, err := range r.Cmp.Warnings {
+			add(err, r.Metric.Label)
 		}
 	}
-	return unjudged, warning
+	for _, w := range order {
+		l := rows[w]
+		if len(l) == len(t.Rows) || len(l) > 4 {
+			warnings = append(warnings, fmt.Sprintf("%s (%d metrics)", w, len(l)))
+			continue
+		}
+		warnings = append(warnings, fmt.Sprintf("%s (%s)", w, strings.Join(l, ", ")))
+	}
+	return unjudged, warnings
 }
 
 // Markdown writes the table as a GitHub-flavoured Markdown table with the
