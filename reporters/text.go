@@ -33,6 +33,9 @@ func Text(w io.Writer, r *result.Result) error {
 	win := r.Window
 	fmt.Fprintf(&b, "  window     %s measured after %s ramp and %s warm-up (excluded)\n",
 		dur(win.EndNs-win.StartNs), dur(win.RampEndNs), dur(p.WarmupNs))
+	if n := len(r.Repetitions); n > 0 {
+		fmt.Fprintf(&b, "  repeated   %d measured windows (--count), fresh connections each; the figures below merge all of them, %s measured in total\n", n, dur(int64(r.MeasuredSeconds()*1e9)))
+	}
 	for _, ph := range r.Phases {
 		fmt.Fprintf(&b, "  phase      %-10s %s, %d conns, %s, %d B\n", ph.Name, dur(ph.EndNs-ph.StartNs), ph.Conns, phaseLoad(ph), ph.Size)
 	}
@@ -59,7 +62,7 @@ func Text(w io.Writer, r *result.Result) error {
 	b.WriteString("\n")
 
 	c := r.Counters
-	secs := win.Seconds()
+	secs := r.MeasuredSeconds()
 	if r.Broadcast != nil {
 		textRooms(&b, r.Broadcast)
 	} else {

@@ -328,7 +328,7 @@ func (t Threshold) Check(r *result.Result) result.ThresholdResult {
 // measure returns t's metric in r, or why it cannot be measured.
 func (t Threshold) measure(r *result.Result) (float64, string) {
 	c := &r.Counters
-	secs := r.Window.Seconds()
+	secs := r.MeasuredSeconds() // every repetition's window, for --count
 	switch t.Metric {
 	case "error_rate", "loss":
 		if c.Sent == 0 {

@@ -69,7 +69,7 @@ func runCapacity(ctx context.Context, spec *scenarios.Spec, p *plan.Plan, cs *ca
 			werr = err
 		}
 		files = append(files, file)
-		fmt.Fprintf(stderr, "sockbench: step %d, %d conns: %s (%s)\n", len(files), st.Conns, verdict(st), file)
+		fmt.Fprintf(stderr, "sockbench: step %d, %d conns: %s (%s)\n", len(files), st.Conns, stepVerdict(st), file)
 	})
 	if err != nil {
 		return err
@@ -89,8 +89,8 @@ func runCapacity(ctx context.Context, spec *scenarios.Spec, p *plan.Plan, cs *ca
 	return nil
 }
 
-// verdict is one step's outcome in words.
-func verdict(st scenarios.Step) string {
+// stepVerdict is one step's outcome in words.
+func stepVerdict(st scenarios.Step) string {
 	var why []string
 	for _, b := range st.Broke {
 		if b.Reason != "" {
@@ -131,7 +131,7 @@ func capacityTable(w io.Writer, c *scenarios.Capacity, until []string) error {
 		}
 		lat := r.Histograms[result.Latency]
 		lag := r.Histograms[result.SendLag]
-		v := verdict(st)
+		v := stepVerdict(st)
 		if i == c.LastPass {
 			v = "pass (the last)"
 		}

@@ -32,6 +32,7 @@ Example:
 				for _, s := range scenarios.Builtins() {
 					fmt.Fprintf(tw, "%s\t%s\n", s.Name, s.Description)
 				}
+				fmt.Fprintf(tw, "%s\t%s\n", tcpVsUDP, "echo-tcp then echo-udp with the same flags, side by side (pair.go)")
 				return tw.Flush()
 			}
 		},

@@ -43,6 +43,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"run":       runCmd(),
+		"compare":   compareCmd(),
 		"serve":     serveCmd(),
 		"scenarios": scenariosCmd(),
 		"version":   versionCmd(),

@@ -71,6 +71,9 @@ func runCmd() command {
 			until := fs.StringArray("until", nil, "capacity search: a step breaks when this holds, e.g. 'p99>250ms' or 'delivery<99.9%' (repeatable; default: p99>250ms, delivery<99.9% or loss>0.1%, error_rate>1%)")
 			stepFactor := fs.Float64("step-factor", scenarios.DefaultStepFactor, "capacity search: conns grow by this factor each step")
 			maxSteps := fs.Int("max-steps", scenarios.DefaultMaxSteps, "capacity search: at most this many steps")
+			count := fs.Int("count", 1, "run the measured window N times, fresh connections each; the result keeps every repetition for compare")
+			against := fs.String("against", "", "'reference': run the scenario against the embedded reference server, then the --target, and compare them side by side")
+			ci := ciFlags(fs, true)
 			return func(args []string, stdout, stderr io.Writer) error {
 				if len(args) != 1 {
 					return &usageError{"run takes one scenario name or file (see sockbench scenarios)"}
@@ -118,11 +121,18 @@ func runCmd() command {
 				if set("publish-rate") {
 					o.PublishRate = publishRate
 				}
-				f := runFlags{out: *out, quiet: *quiet, loops: *loops, cpuProfile: *cpuProfile, thresholds: *thresholds}
+				f := runFlags{out: *out, quiet: *quiet, loops: *loops, cpuProfile: *cpuProfile, thresholds: *thresholds,
+					count: *count, against: *against, ci: ci}
+				if *count < 1 {
+					return &usageError{fmt.Sprintf("--count %d: want at least 1", *count)}
+				}
 				if set("find-max") || set("until") || set("step-factor") || set("max-steps") {
 					s, err := searchFlags(*findMax, *until, *stepFactor, *maxSteps)
 					if err != nil {
 						return err
+					}
+					if *count > 1 || *against != "" {
+						return &usageError{"--find-max runs one window per step; it does not combine with --count or --against"}
 					}
 					f.search = s
 				}
@@ -146,7 +156,10 @@ type runFlags struct {
 	// cpuProfile, if set, is where the harness's own CPU profile goes.
 	cpuProfile string
 	thresholds []string // --threshold, each
-	search     *capacitySearch
+	count      int      // --count: measured windows to run, each with fresh connections
+	against    string   // --against: "reference" or ""
+	ci         *ciOutputs
+	search     *capacitySearch // --find-max
 }
 
 func loadSpec(arg string) (*scenarios.Spec, error) {
@@ -164,41 +177,78 @@ func loadSpec(arg string) (*scenarios.Spec, error) {
 }
 
 func runScenario(arg string, o scenarios.Overrides, f runFlags, stdout, stderr io.Writer) error {
-	spec, err := loadSpec(arg)
-	if err != nil {
-		return err
-	}
-	spec.Apply(o)
-	for _, expr := range f.thresholds {
-		th, err := scenarios.ParseThreshold(expr)
-		if err != nil {
-			return &usageError{"--threshold " + err.Error()}
-		}
-		th.File = "--threshold"
-		spec.Thresholds = append(spec.Thresholds, th)
-	}
-	limit := raiseOpenFiles()
-	p, err := spec.Plan(scenarios.Limits{MaxConns: maxConns(limit, spec)})
-	if err != nil {
-		return err
-	}
-	if err := engine.Check(f.engine); err != nil {
-		return &usageError{"--engine: " + err.Error()}
-	}
-	if f.engine == "epoll" && p.Target.TLS {
-		return &usageError{"--engine epoll: the event loops do not speak TLS; use --engine goroutine for wss:// targets"}
-	}
-	path := f.out
-	if path == "" {
-		path = filepath.Join("sockbench-results", fmt.Sprintf("%s-%s.json", p.Name, time.Now().Format("20060102-150405")))
-	}
-
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
 		<-ctx.Done()
 		stop() // a second Ctrl-C kills the process at once
 	}()
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return &usageError{"--cpuprofile: " + err.Error()}
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return &usageError{"--cpuprofile: " + err.Error()}
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if f.against != "" || arg == tcpVsUDP {
+		return runPair(ctx, arg, o, f, stdout, stderr) // pair.go
+	}
+	spec, err := buildSpec(arg, o, f.thresholds)
+	if err != nil {
+		return err
+	}
+	r, err := execute(ctx, spec, f, f.out, stdout, stderr)
+	if err != nil || r == nil { // nil: a capacity search, reported step by step
+		return err
+	}
+	if err := f.ci.writeRun(r); err != nil {
+		return err
+	}
+	return verdict(r)
+}
+
+// buildSpec loads a scenario and applies the flags and --threshold's.
+func buildSpec(arg string, o scenarios.Overrides, thresholds []string) (*scenarios.Spec, error) {
+	spec, err := loadSpec(arg)
+	if err != nil {
+		return nil, err
+	}
+	spec.Apply(o)
+	for _, expr := range thresholds {
+		th, err := scenarios.ParseThreshold(expr)
+		if err != nil {
+			return nil, &usageError{"--threshold " + err.Error()}
+		}
+		th.File = "--threshold"
+		spec.Thresholds = append(spec.Thresholds, th)
+	}
+	return spec, nil
+}
+
+// execute plans and runs spec (--count times), prints its summary and
+// writes its result to out (a default name when empty). A capacity search
+// (--find-max) reports and writes its steps itself and returns no result.
+func execute(ctx context.Context, spec *scenarios.Spec, f runFlags, out string, stdout, stderr io.Writer) (*result.Result, error) {
+	limit := raiseOpenFiles()
+	lim := scenarios.Limits{MaxConns: maxConns(limit, spec)}
+	p, err := spec.Plan(lim)
+	if err != nil {
+		return nil, err
+	}
+	if err := engine.Check(f.engine); err != nil {
+		return nil, &usageError{"--engine: " + err.Error()}
+	}
+	if f.engine == "epoll" && p.Target.TLS {
+		return nil, &usageError{"--engine epoll: the event loops do not speak TLS; use --engine goroutine for wss:// targets"}
+	}
+	path := out
+	if path == "" {
+		path = filepath.Join("sockbench-results", fmt.Sprintf("%s-%s.json", p.Name, time.Now().Format("20060102-150405")))
+	}
 
 	fmt.Fprintf(stderr, "sockbench: %s\n", p.Describe())
 	if n := maxConns(limit, spec); n > 0 {
@@ -212,37 +262,32 @@ func runScenario(arg string, o scenarios.Overrides, f runFlags, stdout, stderr i
 			reporters.Progress(stderr, iv)
 		}
 	}
-	if f.cpuProfile != "" {
-		pf, err := os.Create(f.cpuProfile)
-		if err != nil {
-			return &usageError{"--cpuprofile: " + err.Error()}
-		}
-		defer pf.Close()
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			return &usageError{"--cpuprofile: " + err.Error()}
-		}
-		defer pprof.StopCPUProfile()
-	}
 	if f.search != nil {
-		return runCapacity(ctx, spec, p, f.search, scenarios.Limits{MaxConns: maxConns(limit, spec)}, opts, path, stdout, stderr)
+		return nil, runCapacity(ctx, spec, p, f.search, lim, opts, path, stdout, stderr) // capacity.go
 	}
-	r, err := scenarios.Run(ctx, spec, p, opts)
+	r, err := runRepeated(ctx, spec, p, lim, opts, f.count, stderr) // repeat.go
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := reporters.Text(stdout, r); err != nil {
-		return err
+		return nil, err
 	}
 	if err := result.WriteFile(path, r); err != nil {
 		// Keep what was measured: write it where a file can be written,
 		// say where, and still exit 3.
 		fallback := filepath.Join(os.TempDir(), filepath.Base(path))
 		if ferr := result.WriteFile(fallback, r); ferr != nil {
-			return &scenarios.RunError{Err: fmt.Errorf("%w; the fallback %s failed too: %v", err, fallback, ferr)}
+			return nil, &scenarios.RunError{Err: fmt.Errorf("%w; the fallback %s failed too: %v", err, fallback, ferr)}
 		}
-		return &scenarios.RunError{Err: fmt.Errorf("%w; the result was written to %s instead", err, fallback)}
+		return nil, &scenarios.RunError{Err: fmt.Errorf("%w; the result was written to %s instead", err, fallback)}
 	}
 	fmt.Fprintf(stderr, "sockbench: result written to %s\n", path)
+	return r, nil
+}
+
+// verdict is a finished run's outcome: exit 3 when it was not carried out
+// in full, 1 when a threshold failed.
+func verdict(r *result.Result) error {
 	if r.Interrupted {
 		// Not a pass: the run was not carried out in full (exit 3), but what
 		// was measured is written.

@@ -62,6 +62,10 @@ type Result struct {
 	// Counters.Received deliveries, and the latency histogram is
 	// publish-to-delivery: receive time minus the publish's intended time.
 	Broadcast *Broadcast `json:"broadcast,omitempty"`
+	// Repetitions summarises each measured window of a `run --count N`
+	// (N >= 2), in order; the fields above are then the merged view (see
+	// Merge). Empty for a single run.
+	Repetitions []Repetition `json:"repetitions,omitempty"`
 }
 
 // Broadcast is a room broadcast run's delivery accounting. Every measured
@@ -286,18 +290,10 @@ type Self struct {
 // Histogram is one HDR histogram, stored losslessly (HdrHistogram V2
 // compressed, base64) with a summary for readers that do not decode it.
 type Histogram struct {
-	Unit    string  `json:"unit"` // always "ns"
-	Count   int64   `json:"count"`
-	Min     int64   `json:"min"`
-	Mean    float64 `json:"mean"`
-	StdDev  float64 `json:"stddev"`
-	P50     int64   `json:"p50"`
-	P90     int64   `json:"p90"`
-	P99     int64   `json:"p99"`
-	P999    int64   `json:"p99_9"`
-	P9999   int64   `json:"p99_99"`
-	Max     int64   `json:"max"`
-	Encoded string  `json:"hdr"` // base64 V2 compressed encoding
+	Unit string `json:"unit"` // always "ns"
+	Summary
+	StdDev  float64 `json:"stddev"` // ns
+	Encoded string  `json:"hdr"`    // base64 V2 compressed encoding
 	h       *hdr.Histogram
 }
 
@@ -308,10 +304,12 @@ func FromHDR(h *hdr.Histogram) (*Histogram, error) {
 		return nil, fmt.Errorf("encode histogram: %w", err)
 	}
 	return &Histogram{
-		Unit: "ns", Count: h.TotalCount(), Min: h.Min(), Mean: h.Mean(), StdDev: h.StdDev(),
-		P50: h.ValueAtPercentile(50), P90: h.ValueAtPercentile(90), P99: h.ValueAtPercentile(99),
-		P999: h.ValueAtPercentile(99.9), P9999: h.ValueAtPercentile(99.99), Max: h.Max(),
-		Encoded: string(enc), h: h,
+		Unit: "ns", StdDev: h.StdDev(), Encoded: string(enc), h: h,
+		Summary: Summary{
+			Count: h.TotalCount(), Min: h.Min(), Mean: h.Mean(),
+			P50: h.ValueAtPercentile(50), P90: h.ValueAtPercentile(90), P99: h.ValueAtPercentile(99),
+			P999: h.ValueAtPercentile(99.9), P9999: h.ValueAtPercentile(99.99), Max: h.Max(),
+		},
 	}, nil
 }
 

@@ -1,0 +1,173 @@
+package main
+
+// End-to-end tests of run --count, the CI outputs of run, tcp-vs-udp and
+// --against reference, with runs of about a second against the embedded
+// server.
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/perf/benchfmt"
+
+	"github.com/sockbench/sockbench/targets"
+)
+
+// tiny are the flags of a run of about 0.7 s: 3 connections, 100 msg/s,
+// 100 ms warm-up, 500 ms measured.
+var tiny = []string{"--conns", "3", "--rate", "100", "--duration", "500ms", "--warmup", "100ms", "--timeout", "200ms", "--quiet"}
+
+// TestRunCount: --count 2 keeps both repetitions, the top level merges
+// them, thresholds are checked against the merge, the CI outputs parse, and
+// compare reads the repetitions (n=2).
+func TestRunCount(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "r.json")
+	bench := filepath.Join(dir, "r.bench")
+	junit := filepath.Join(dir, "r.xml")
+	md := filepath.Join(dir, "r.md")
+	args := append([]string{"run", "echo-tcp", "--count", "2", "--out", out, "--benchfmt", bench, "--junit", junit, "--summary-md", md,
+		"--threshold", "p50 < 1ns"}, tiny...)
+	code, stdout, stderr := runCLI(t, args...)
+	if code != exitGate {
+		t.Fatalf("exit %d, want %d (p50 < 1ns fails); stderr:\n%s", code, exitGate, stderr)
+	}
+	if !strings.Contains(stderr, "repetition 2 of 2") || !strings.Contains(stdout, "repeated   2 measured windows") {
+		t.Errorf("repetitions not reported:\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+	r := readResult(t, out)
+	checkAccounting(t, r)
+	if got, want := len(r.Repetitions), 2; got != want {
+		t.Fatalf("%d repetitions, want %d", got, want)
+	}
+	var sent, recv int64
+	var secs float64
+	for _, rep := range r.Repetitions {
+		sent += rep.Counters.Sent
+		recv += rep.Counters.Received
+		secs += rep.Seconds
+		if rep.Histograms["latency"].Count != rep.Counters.Received {
+			t.Errorf("repetition latency count %d, received %d", rep.Histograms["latency"].Count, rep.Counters.Received)
+		}
+	}
+	if r.Counters.Sent != sent || r.Counters.Received != recv || r.Histograms["latency"].Count != recv {
+		t.Errorf("merged sent %d received %d latency count %d, want the sums %d and %d", r.Counters.Sent, r.Counters.Received, r.Histograms["latency"].Count, sent, recv)
+	}
+	if got := r.MeasuredSeconds(); got != secs || secs < 0.9 {
+		t.Errorf("measured %.3fs, want the sum %.3fs of two ~0.5s windows", got, secs)
+	}
+
+	// benchfmt: one line per repetition, read by x/perf's reader.
+	f, err := os.Open(bench)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	br := benchfmt.NewReader(f, bench)
+	var lines int
+	for br.Scan() {
+		rec, ok := br.Result().(*benchfmt.Result)
+		if !ok {
+			if se, isErr := br.Result().(*benchfmt.SyntaxError); isErr {
+				t.Fatalf("benchfmt syntax error: %v", se)
+			}
+			continue
+		}
+		lines++
+		if got, want := string(rec.Name.Full()), "Sockbench/echo-tcp/tcp"; !strings.HasPrefix(got, want) { // the reader drops "Benchmark"
+			t.Errorf("benchmark name %q, want prefix %q", got, want)
+		}
+		units := map[string]bool{}
+		for _, v := range rec.Values {
+			u := v.OrigUnit
+			if u == "" {
+				u = v.Unit
+			}
+			units[u] = true
+		}
+		for _, u := range []string{"p50-ns", "p99-ns", "msgs/s", "loss-ratio"} {
+			if !units[u] {
+				t.Errorf("line %d lacks unit %s: %v", lines, u, units)
+			}
+		}
+	}
+	if err := br.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if lines != 2 {
+		t.Errorf("%d benchmark lines, want 2 (one per repetition)", lines)
+	}
+
+	// JUnit: the built-in's two thresholds and the flag's, one failed.
+	s := readJUnit(t, junit).Suites[0]
+	if s.Tests != 3 || s.Failures != 1 {
+		t.Errorf("junit tests %d failures %d, want 3 and 1", s.Tests, s.Failures)
+	}
+	mdText, _ := os.ReadFile(md)
+	for _, want := range []string{"### sockbench echo-tcp: **FAILED**", "in 2 repetitions", "| `p50 < 1ns` |", "**FAIL**"} {
+		if !bytes.Contains(mdText, []byte(want)) {
+			t.Errorf("summary lacks %q:\n%s", want, mdText)
+		}
+	}
+
+	// compare reads the repetitions: n=2 on each side.
+	code, stdout, stderr = runCLI(t, "compare", out, out)
+	if code != exitOK || !strings.Contains(stdout, "n=2") {
+		t.Errorf("compare: exit %d; stdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+}
+
+// TestRunPairs: tcp-vs-udp and --against reference run twice and print
+// the two side by side; misuse is exit 2.
+func TestRunPairs(t *testing.T) {
+	srv, err := targets.Serve(targets.Config{TCP: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stdout []string
+		stderr string
+		files  []string
+	}{
+		{name: "tcp-vs-udp", args: []string{"tcp-vs-udp"}, code: exitOK,
+			stdout: []string{"tcp-vs-udp: tcp and udp side by side (ratio = udp / tcp)", "metric", "tcp", "udp", "ratio", "latency p99", "reordered", "loss", "transports differ: base tcp, new udp"},
+			files:  []string{"r-tcp.json", "r-udp.json"}},
+		{name: "against reference", args: []string{"echo-tcp", "--against", "reference", "--target", srv.URL("tcp")}, code: exitOK,
+			stdout: []string{"echo-tcp against reference: reference and target side by side (ratio = target / reference)", "throughput"},
+			files:  []string{"r-reference.json", "r-target.json"}},
+		{name: "against without a target", args: []string{"echo-tcp", "--against", "reference"}, code: exitUsage,
+			stderr: "--against reference needs a --target"},
+		{name: "against something else", args: []string{"echo-tcp", "--against", "nginx", "--target", srv.URL("tcp")}, code: exitUsage,
+			stderr: `--against "nginx": the only yardstick is 'reference'`},
+		{name: "tcp-vs-udp with a target", args: []string{"tcp-vs-udp", "--target", srv.URL("tcp")}, code: exitUsage,
+			stderr: "--target: tcp-vs-udp runs against the embedded reference server"},
+		{name: "count 0", args: []string{"echo", "--count", "0"}, code: exitUsage, stderr: "--count 0: want at least 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			args := append(append([]string{"run"}, tc.args...), "--out", filepath.Join(dir, "r.json"))
+			code, stdout, stderr := runCLI(t, append(args, tiny...)...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d; stdout:\n%s\nstderr:\n%s", code, tc.code, stdout, stderr)
+			}
+			for _, s := range tc.stdout {
+				if !strings.Contains(stdout, s) {
+					t.Errorf("stdout lacks %q:\n%s", s, stdout)
+				}
+			}
+			if !strings.Contains(stderr, tc.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", tc.stderr, stderr)
+			}
+			for _, f := range tc.files {
+				checkAccounting(t, readResult(t, filepath.Join(dir, f)))
+			}
+		})
+	}
+}

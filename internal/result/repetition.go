@@ -1,0 +1,160 @@
+package result
+
+import (
+	"fmt"
+	"time"
+)
+
+// Repetition is one measured window of a run made with `run --count N`:
+// what compare needs from it, without the lossless histograms (those are
+// merged into the Result's own). Result.Repetitions holds one per window,
+// in the order they ran; a run without --count has none.
+type Repetition struct {
+	StartedAt time.Time `json:"started_at"` // wall clock, for people
+	// Seconds is the measured window's length, s.
+	Seconds float64 `json:"seconds"`
+	// PlannedRate is the open-loop send rate the plan asked for, msg/s (0
+	// in closed loop).
+	PlannedRate float64            `json:"planned_rate"`
+	Counters    Counters           `json:"counters"`
+	Histograms  map[string]Summary `json:"histograms"`          // by the names in Result.Histograms
+	Broadcast   *BroadcastSummary  `json:"broadcast,omitempty"` // room broadcast runs only
+}
+
+// Summary is a histogram's summary figures, ns, without the histogram
+// (Histogram holds one, with the histogram).
+type Summary struct {
+	Count int64   `json:"count"`
+	Min   int64   `json:"min"`
+	Mean  float64 `json:"mean"`
+	P50   int64   `json:"p50"`
+	P90   int64   `json:"p90"`
+	P99   int64   `json:"p99"`
+	P999  int64   `json:"p99_9"`
+	P9999 int64   `json:"p99_99"`
+	Max   int64   `json:"max"`
+}
+
+// BroadcastSummary is one repetition's delivery accounting.
+type BroadcastSummary struct {
+	Expected  int64   `json:"expected"`  // deliveries owed
+	Delivered int64   `json:"delivered"` // owed and received once
+	FanOut    Summary `json:"fanout"`    // publish to last owed delivery, ns
+}
+
+// RepetitionOf summarises a single run as a Repetition.
+func RepetitionOf(r *Result) Repetition {
+	rep := Repetition{
+		StartedAt: r.StartedAt, Seconds: r.Window.Seconds(), PlannedRate: r.PlannedRate(),
+		Counters: r.Counters, Histograms: map[string]Summary{},
+	}
+	for name, h := range r.Histograms {
+		if h != nil {
+			rep.Histograms[name] = h.Summary
+		}
+	}
+	if b := r.Broadcast; b != nil {
+		rep.Broadcast = &BroadcastSummary{Expected: b.Expected, Delivered: b.Delivered}
+		if b.FanOut != nil {
+			rep.Broadcast.FanOut = b.FanOut.Summary
+		}
+	}
+	return rep
+}
+
+// Samples returns the repetitions r holds: its Repetitions when it was run
+// with --count, else r itself as the only one.
+func (r *Result) Samples() []Repetition {
+	if len(r.Repetitions) > 0 {
+		return r.Repetitions
+	}
+	return []Repetition{RepetitionOf(r)}
+}
+
+// MeasuredSeconds is the measured time of the run, s: the sum over its
+// repetitions, or the window's length for a single run.
+func (r *Result) MeasuredSeconds() float64 {
+	if len(r.Repetitions) == 0 {
+		return r.Window.Seconds()
+	}
+	var s float64
+	for _, rep := range r.Repetitions {
+		s += rep.Seconds
+	}
+	return s
+}
+
+// Merge folds the repetitions runs (at least one, each a whole run of the
+// same plan) into one Result: the first run's plan, environment, window,
+// phases, self-check and broadcast section; the counters summed and the
+// histograms merged over all of them; the intervals of every run one after
+// the other (each run's t_ns shifted by the end of the run before); and
+// every run summarised in Repetitions. Thresholds are not re-checked here.
+func Merge(runs []*Result) (*Result, error) {
+	if len(runs) == 0 {
+		return nil, fmt.Errorf("merge: no runs")
+	}
+	first := *runs[0]
+	m := &first
+	m.Histograms = map[string]*Histogram{}
+	m.Repetitions = nil
+	m.Counters = Counters{Errors: map[string]int64{}}
+	hs := map[string][]*Histogram{}
+	m.Intervals = nil
+	var offset int64 // the intervals of each run follow the last one's
+	for _, r := range runs {
+		for _, iv := range r.Intervals {
+			iv.TNs += offset
+			m.Intervals = append(m.Intervals, iv)
+		}
+		if n := len(r.Intervals); n > 0 {
+			offset += r.Intervals[n-1].TNs
+		}
+		m.Repetitions = append(m.Repetitions, RepetitionOf(r))
+		m.Counters.add(r.Counters)
+		m.Interrupted = m.Interrupted || r.Interrupted
+		for name, h := range r.Histograms {
+			hs[name] = append(hs[name], h)
+		}
+	}
+	for name, list := range hs {
+		sum := NewHistogram()
+		for _, h := range list {
+			d, err := h.HDR()
+			if err != nil {
+				return nil, fmt.Errorf("merge %s: %w", name, err)
+			}
+			sum.Merge(d)
+		}
+		h, err := FromHDR(sum)
+		if err != nil {
+			return nil, err
+		}
+		m.Histograms[name] = h
+	}
+	return m, nil
+}
+
+func (c *Counters) add(o Counters) {
+	c.ConnsOpened += o.ConnsOpened
+	c.ConnsFailed += o.ConnsFailed
+	c.ConnsDropped += o.ConnsDropped
+	c.ConnsClosed += o.ConnsClosed
+	c.Sent += o.Sent
+	c.Received += o.Received
+	c.Lost += o.Lost
+	c.InFlight += o.InFlight
+	c.Duplicates += o.Duplicates
+	c.Reordered += o.Reordered
+	c.Late += o.Late
+	c.Unexpected += o.Unexpected
+	c.HeldBack += o.HeldBack
+	c.Unsent += o.Unsent
+	c.WarmupSent += o.WarmupSent
+	c.WarmupReceived += o.WarmupReceived
+	c.BytesSent += o.BytesSent
+	c.BytesReceived += o.BytesReceived
+	for k, v := range o.Errors {
+		c.Errors[k] += v
+	}
+}
