@@ -64,7 +64,7 @@ func checkAccounting(t *testing.T, r *result.Result) {
 	if got, want := c.Sent, c.Received+c.Lost+c.InFlight; got != want {
 		t.Errorf("sent %d != received %d + lost %d + in_flight %d = %d", c.Sent, c.Received, c.Lost, c.InFlight, want)
 	}
-	if got, want := r.SchemaVersion, 1; got != want {
+	if got, want := r.SchemaVersion, result.SchemaVersion; got != want {
 		t.Errorf("schema_version %d, want %d", got, want)
 	}
 	for _, name := range []string{result.Latency, result.ServiceTime, result.Connect, result.SendLag} {

@@ -19,7 +19,7 @@ import (
 
 // SchemaVersion is the version of the JSON layout written by this build.
 // Readers refuse newer versions.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Histogram geometry shared by every histogram in a Result: values in
 // nanoseconds, trackable from 1 ns to 60 s with 3 significant digits (0.1%

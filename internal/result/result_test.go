@@ -338,7 +338,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"missing schema_version", []byte(`{"plan":{"name":"x"}}`), []string{"schema_version"}, nil},
 		{"null schema_version", []byte(`{"schema_version":null}`), []string{"schema_version"}, nil},
 		{"string schema_version", []byte(`{"schema_version":"1"}`), nil, nil},
-		{"newer schema", []byte(`{"schema_version":2,"future":true}`), []string{"upgrade", "2"}, result.ErrNewerSchema},
+		{"newer schema", []byte(`{"schema_version":3,"future":true}`), []string{"upgrade", "3"}, result.ErrNewerSchema},
 		{"much newer schema", []byte(`{"schema_version":1000}`), []string{"upgrade"}, result.ErrNewerSchema},
 		{"wrong field type", []byte(`{"schema_version":1,"counters":"many"}`), nil, nil},
 		{"histogram not base64", withHist("!!!! not base64 !!!!"), []string{result.Latency}, nil},
