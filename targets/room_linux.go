@@ -4,6 +4,7 @@ package targets
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"slices"
 	"sync"
@@ -20,29 +21,87 @@ const (
 	maxRoomsPerConn = 256
 	// maxPooledFanout is the largest delivery buffer kept for reuse, in bytes.
 	maxPooledFanout = 64 << 10
+	// maxIdleRooms bounds the rooms without members a room table keeps
+	// (each keeps its sequence counter): past it, the room that has been
+	// empty longest is forgotten, and a later join starts it again at 0.
+	maxIdleRooms = 1 << 20
 )
 
 // roomTable is the server's WebSocket and TCP rooms, keyed by transport,
 // namespace and name (UDP rooms are the UDP thread's own: udpRooms). The map
-// changes only on a room's first join and last leave, under mu; publishes
-// look rooms up under the read lock.
+// and the idle list change under mu; publishes look rooms up under the read
+// lock. A room stays in the table when its last member leaves, so that its
+// sequence numbers are never reused (idleRooms).
 type roomTable struct {
 	mu       sync.RWMutex
 	m        map[string]*room
+	idle     idleRooms    // rooms without members, under mu
 	nRooms   atomic.Int64 // rooms with members
 	nMembers atomic.Int64 // memberships
 }
 
+// idleRooms lists the rooms of a table that have no members, in the order
+// they became empty, and bounds them: a client's room sequence numbers must
+// not be reused while it runs, so a room keeps its counter when it empties,
+// but clients joining ever new names must not grow the table without end.
+type idleRooms struct {
+	head, tail *idleLink // the oldest, the newest
+	n          int
+	max        int // 0: maxIdleRooms (tests set less)
+}
+
+// idleLink is a room's place in its table's idleRooms while it has no
+// members, and its key, to forget it by.
+type idleLink struct {
+	key        string
+	prev, next *idleLink
+}
+
+// push lists x, a room that has just lost its last member, as the newest.
+// If that makes too many, it unlists the oldest and returns it: the caller
+// removes that room from its table.
+func (q *idleRooms) push(x *idleLink) (evict *idleLink) {
+	x.prev, x.next = q.tail, nil
+	if q.tail != nil {
+		q.tail.next = x
+	} else {
+		q.head = x
+	}
+	q.tail = x
+	q.n++
+	if q.n > cmp.Or(q.max, maxIdleRooms) {
+		evict = q.head
+		q.remove(evict)
+	}
+	return evict
+}
+
+// remove unlists x, a listed room (a member has joined it, or it goes).
+func (q *idleRooms) remove(x *idleLink) {
+	if x.prev != nil {
+		x.prev.next = x.next
+	} else {
+		q.head = x.next
+	}
+	if x.next != nil {
+		x.next.prev = x.prev
+	} else {
+		q.tail = x.prev
+	}
+	x.prev, x.next = nil, nil
+	q.n--
+}
+
 // room is one room: its sequence counter and its members, per loop.
 type room struct {
-	key string // roomKey: name length, name, transport tag, namespace
-	n   int    // members, under the table's mu
+	idleLink     // key: roomKey (name length, name, transport tag, namespace)
+	n        int // members, under the table's mu; 0: listed in the table's idle
 
 	mu  sync.Mutex
 	seq uint64 // the next publish's room sequence number
 	// members[i] are the members on loop i. Both levels are immutable:
 	// a join or leave replaces them (copy-on-write), so a publish captures
-	// them under mu and reads them without it.
+	// them under mu and reads them without it. nil while n is 0.
 	members [][]*conn
 }
 
@@ -192,13 +251,20 @@ func (l *loop) join(c *conn, m *wire.RoomMsg) (uint64, bool) {
 	if len(c.rooms) >= maxRoomsPerConn {
 		return 0, false
 	}
-	if r == nil {
-		r = &room{key: string(key), members: make([][]*conn, len(l.s.loops))}
+	switch {
+	case r == nil:
+		r = &room{idleLink: idleLink{key: string(key)}}
 		t.m[r.key] = r
+		t.nRooms.Add(1)
+	case r.n == 0: // empty: it goes on from its sequence number
+		t.idle.remove(&r.idleLink)
 		t.nRooms.Add(1)
 	}
 	r.mu.Lock()
 	nm := slices.Clone(r.members)
+	if nm == nil {
+		nm = make([][]*conn, len(l.s.loops))
+	}
 	nm[l.id] = append(slices.Clip(nm[l.id]), c)
 	r.members = nm
 	from := r.seq
@@ -211,7 +277,8 @@ func (l *loop) join(c *conn, m *wire.RoomMsg) (uint64, bool) {
 }
 
 // leave takes c out of the room m names and returns the room's next
-// sequence number (0 if the room has no members).
+// sequence number (0 if the table has no such room: never joined, or
+// forgotten as idle).
 func (l *loop) leave(c *conn, m *wire.RoomMsg) uint64 {
 	t := &l.s.rooms
 	key := l.roomKey(c, m)
@@ -245,9 +312,10 @@ func (l *loop) leaveAll(c *conn) {
 	c.rooms = nil
 }
 
-// removeMember takes c, a member on l, out of r and drops r from the table
-// if it was the last member; the table's mu is held. It returns r's next
-// sequence number.
+// removeMember takes c, a member on l, out of r; the table's mu is held. If
+// c was the last member, r stays in the table, keeping its sequence counter,
+// and is listed as idle (which may forget the oldest idle room). It returns
+// r's next sequence number.
 func (l *loop) removeMember(r *room, c *conn) uint64 {
 	t := &l.s.rooms
 	r.mu.Lock()
@@ -263,14 +331,19 @@ func (l *loop) removeMember(r *room, c *conn) uint64 {
 		}
 	}
 	nm[l.id] = ms
+	if r.n == 1 {
+		nm = nil // the last member
+	}
 	r.members = nm
 	until := r.seq
 	r.mu.Unlock()
 	r.n--
 	t.nMembers.Add(-1)
 	if r.n == 0 {
-		delete(t.m, r.key)
 		t.nRooms.Add(-1)
+		if old := t.idle.push(&r.idleLink); old != nil {
+			delete(t.m, old.key)
+		}
 	}
 	return until
 }
@@ -285,7 +358,7 @@ func (l *loop) publishRoom(c *conn, m *wire.RoomMsg) {
 	r := t.m[string(key)]
 	t.mu.RUnlock()
 	if r == nil {
-		return // no members
+		return // no such room: never joined, or forgotten as idle
 	}
 	f := fanoutPool.Get().(*fanout)
 	f.b = appendFrameHeader(f.b[:0], c, 10+len(m.Room)+len(m.Payload))

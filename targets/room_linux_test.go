@@ -198,10 +198,11 @@ func TestRoomSequence(t *testing.T) {
 		{a, J, map[int][]wire.RoomMsg{a: {j(6)}}},
 		{b, P(0, "m6"), map[int][]wire.RoomMsg{a: {D(6, "m6")}}},
 		{b, L, map[int][]wire.RoomMsg{b: {l(7)}}},
-		{a, L, map[int][]wire.RoomMsg{a: {l(7)}}}, // the last member: the room goes
-		{a, L, map[int][]wire.RoomMsg{a: {l(0)}}}, // no such room
-		{pub, P(0, "lost"), nil},
-		{a, J, map[int][]wire.RoomMsg{a: {j(0)}}}, // a new room
+		{a, L, map[int][]wire.RoomMsg{a: {l(7)}}}, // the last member: the room stays, empty
+		{a, L, map[int][]wire.RoomMsg{a: {l(7)}}}, // not a member
+		{pub, P(0, "lost"), nil},                  // numbered 7, delivered to nobody
+		{a, J, map[int][]wire.RoomMsg{a: {j(8)}}}, // the room goes on: numbers are never reused
+		{pub, P(0, "m8"), map[int][]wire.RoomMsg{a: {D(8, "m8")}}},
 	}
 	for _, tr := range []struct {
 		transport string
@@ -244,8 +245,8 @@ func TestRoomSequence(t *testing.T) {
 			if st.Rooms != 2 || st.Members != 2 {
 				t.Errorf("rooms %d members %d, want 2 and 2", st.Rooms, st.Members)
 			}
-			if st.Deliveries != 7 || st.Drops != 0 || st.ProtocolErrors != 0 {
-				t.Errorf("deliveries %d drops %d protocol errors %d, want 7, 0, 0", st.Deliveries, st.Drops, st.ProtocolErrors)
+			if st.Deliveries != 8 || st.Drops != 0 || st.ProtocolErrors != 0 {
+				t.Errorf("deliveries %d drops %d protocol errors %d, want 8, 0, 0", st.Deliveries, st.Drops, st.ProtocolErrors)
 			}
 		})
 	}
@@ -415,8 +416,149 @@ func TestRoomMemberCloses(t *testing.T) {
 			}
 			_ = b.Close()
 			waitFor(t, "no rooms", func() bool { st := s.Stats(); return st.Members == 0 && st.Rooms == 0 })
+			// Every member has gone: a new one goes on from the room's
+			// sequence number, not 0.
+			c := dialRoom(t, s, tr, "/")
+			c.send(t, wire.RoomMsg{Op: wire.RoomJoin, Room: room})
+			if m, err := c.read(); err != nil || m.Op != wire.RoomJoined || m.Seq != 1 {
+				t.Fatalf("rejoin: %q seq %d, %v; want joined at 1", byte(m.Op), m.Seq, err)
+			}
+			if st := s.Stats(); st.Rooms != 1 || st.Members != 1 {
+				t.Errorf("rooms %d members %d, want 1 and 1", st.Rooms, st.Members)
+			}
 		})
 	}
+}
+
+// TestIdleRooms: a room whose members have all gone stays in its table with
+// its sequence counter, not counted in Stats.Rooms, and a join goes on from
+// it; past the bound on rooms without members the one empty longest is
+// forgotten (and a later join starts it at 0). For the WebSocket and TCP
+// table and for the UDP rooms.
+func TestIdleRooms(t *testing.T) {
+	t.Parallel()
+	type table struct {
+		s                 *Server
+		join, leave       func(name string) uint64 // the j or l reply's sequence number
+		setSeq            func(name string, seq uint64)
+		rooms, idle, list func() int
+	}
+	tables := map[string]func(t *testing.T) table{
+		"tcp": func(t *testing.T) table {
+			tl := newTestLoop(t, Config{}, kindTCPNew)
+			l, c, rt := tl.l, tl.c, &tl.l.s.rooms
+			rt.m = make(map[string]*room)
+			rt.idle.max = 2
+			req := func(op wire.RoomOp, name string) *wire.RoomMsg {
+				return &wire.RoomMsg{Op: op, Room: []byte(name)}
+			}
+			return table{
+				s: l.s,
+				join: func(name string) uint64 {
+					from, ok := l.join(c, req(wire.RoomJoin, name))
+					if !ok {
+						t.Fatalf("join %s refused", name)
+					}
+					return from
+				},
+				leave: func(name string) uint64 { return l.leave(c, req(wire.RoomLeave, name)) },
+				setSeq: func(name string, seq uint64) {
+					rt.m[string(appendRoomKey(nil, []byte(name), 't', ""))].seq = seq
+				},
+				rooms: func() int { return len(rt.m) },
+				idle:  func() int { return rt.idle.n },
+				list:  func() int { return idleLen(rt.idle) },
+			}
+		},
+		"udp": func(t *testing.T) table {
+			cfg, err := Config{UDP: "unused"}.withDefaults()
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := &udpServer{s: &Server{cfg: cfg}}
+			u.initRooms()
+			u.r.idle.max = 2
+			addr := "member"
+			return table{
+				s: u.s,
+				join: func(name string) uint64 {
+					u.r.msg = wire.RoomMsg{Op: wire.RoomJoin, Room: []byte(name)}
+					from, ok := u.join([]byte(addr), u.r.members[addr], 0)
+					if !ok {
+						t.Fatalf("join %s refused", name)
+					}
+					return from
+				},
+				leave: func(name string) uint64 {
+					u.r.msg = wire.RoomMsg{Op: wire.RoomLeave, Room: []byte(name)}
+					return u.leave(u.r.members[addr])
+				},
+				setSeq: func(name string, seq uint64) {
+					u.r.rooms[string(appendRoomKey(nil, []byte(name), 'u', ""))].seq = seq
+				},
+				rooms: func() int { return len(u.r.rooms) },
+				idle:  func() int { return u.r.idle.n },
+				list:  func() int { return idleLen(u.r.idle) },
+			}
+		},
+	}
+	for name, mk := range tables {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			tb := mk(t)
+			check := func(step string, rooms, idle int, live, members int64) {
+				t.Helper()
+				st := tb.s.Stats()
+				if tb.rooms() != rooms || tb.idle() != idle || tb.list() != idle || st.Rooms != live || st.Members != members {
+					t.Fatalf("%s: table %d rooms, %d idle (listed %d), Stats.Rooms %d, Members %d; want %d, %d, %d, %d",
+						step, tb.rooms(), tb.idle(), tb.list(), st.Rooms, st.Members, rooms, idle, live, members)
+				}
+			}
+			want := func(step string, got, want uint64) {
+				t.Helper()
+				if got != want {
+					t.Fatalf("%s: seq %d, want %d", step, got, want)
+				}
+			}
+			want("join a", tb.join("a"), 0)
+			tb.setSeq("a", 10)
+			want("join b", tb.join("b"), 0)
+			tb.setSeq("b", 20)
+			check("two rooms", 2, 0, 2, 2)
+			want("leave a", tb.leave("a"), 10)
+			want("leave b", tb.leave("b"), 20)
+			check("both empty", 2, 2, 0, 0)
+			want("leave a again", tb.leave("a"), 10)
+			want("rejoin a", tb.join("a"), 10) // a is empty no more
+			check("a rejoined", 2, 1, 1, 1)
+			want("leave a", tb.leave("a"), 10) // now the newest empty room
+			want("join c", tb.join("c"), 0)
+			tb.setSeq("c", 30)
+			want("leave c", tb.leave("c"), 30) // a third empty room: b, empty longest, goes
+			check("b forgotten", 2, 2, 0, 0)
+			want("leave b", tb.leave("b"), 0) // no such room
+			want("rejoin b", tb.join("b"), 0) // a new room
+			want("rejoin a", tb.join("a"), 10)
+			want("rejoin c", tb.join("c"), 30)
+			check("all rejoined", 3, 0, 3, 3)
+		})
+	}
+}
+
+// idleLen counts q's list both ways, checking the links agree.
+func idleLen(q idleRooms) int {
+	n := 0
+	var prev *idleLink
+	for x := q.head; x != nil; x = x.next {
+		if x.prev != prev {
+			return -1
+		}
+		prev, n = x, n+1
+	}
+	if prev != q.tail {
+		return -1
+	}
+	return n
 }
 
 // TestRoomSlowMember: a member that never reads has its deliveries dropped

@@ -195,6 +195,12 @@ func TestUDPRoomExpiry(t *testing.T) {
 	if st := s.Stats(); st.Rooms != 0 || st.Members != 0 || st.Deliveries != 1 || st.Drops != 0 {
 		t.Errorf("rooms %d members %d deliveries %d drops %d, want 0, 0, 1, 0", st.Rooms, st.Members, st.Deliveries, st.Drops)
 	}
+	// The room has no members left: a join goes on from its sequence
+	// number, not 0.
+	quiet.send(t, wire.RoomMsg{Op: wire.RoomJoin, Room: room})
+	if m, err := quiet.read(); err != nil || m.Op != wire.RoomJoined || m.Seq != 1 {
+		t.Fatalf("rejoin: %q seq %d, %v; want joined at 1", byte(m.Op), m.Seq, err)
+	}
 }
 
 // TestUDPRoomMalformed: a malformed or refused room request is ignored and

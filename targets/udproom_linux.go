@@ -33,9 +33,11 @@ const (
 // udpRooms are the UDP socket's rooms, keyed by namespace (the ns field)
 // and name, and their members, keyed by source address. Only the UDP thread
 // touches them: a UDP publish reaches UDP members only, so they need no
-// lock.
+// lock. Like the other transports' rooms, a room stays when its last member
+// goes, keeping its sequence counter, up to maxIdleRooms (idle).
 type udpRooms struct {
 	rooms     map[string]*udpRoom
+	idle      idleRooms             // rooms without members
 	members   map[string]*udpMember // by raw source address
 	ttl       int64                 // ns: Config.UDPMemberTTL
 	sweepIn   int64                 // ns between expiry sweeps
@@ -57,11 +59,11 @@ type udpOut struct {
 }
 
 // udpRoom is one UDP room: its sequence counter and its members, in the
-// order they joined.
+// order they joined. Without members it is listed in idle.
 type udpRoom struct {
-	key     string
-	seq     uint64
-	members []*udpMember
+	idleLink // key: roomKey
+	seq      uint64
+	members  []*udpMember
 }
 
 // udpMember is a source address in at least one room.
@@ -169,9 +171,13 @@ func (u *udpServer) join(addr []byte, mem *udpMember, now int64) (uint64, bool) 
 		mem.alen = copy(mem.addr[:], addr)
 		r.members[string(mem.address())] = mem
 	}
-	if room == nil {
-		room = &udpRoom{key: string(key)}
+	switch {
+	case room == nil:
+		room = &udpRoom{idleLink: idleLink{key: string(key)}}
 		r.rooms[room.key] = room
+		u.s.rooms.nRooms.Add(1)
+	case len(room.members) == 0: // empty: it goes on from its sequence number
+		r.idle.remove(&room.idleLink)
 		u.s.rooms.nRooms.Add(1)
 	}
 	room.members = append(room.members, mem)
@@ -181,8 +187,8 @@ func (u *udpServer) join(addr []byte, mem *udpMember, now int64) (uint64, bool) 
 }
 
 // leave takes mem (nil: not a member of any room) out of the room the
-// request names and returns the room's next sequence number (0 if the room
-// has no members).
+// request names and returns the room's next sequence number (0 if there is
+// no such room: never joined, or forgotten as idle).
 func (u *udpServer) leave(mem *udpMember) uint64 {
 	room := u.r.rooms[string(u.roomKey(&u.r.msg))]
 	if room == nil {
@@ -194,16 +200,20 @@ func (u *udpServer) leave(mem *udpMember) uint64 {
 	return room.seq
 }
 
-// removeMember takes mem out of room, drops the room if it was its last
-// member, and forgets mem if it has no rooms left.
+// removeMember takes mem out of room, lists the room as idle if mem was its
+// last member (which may forget the oldest idle room), and forgets mem if
+// it has no rooms left.
 func (u *udpServer) removeMember(room *udpRoom, mem *udpMember) {
 	r := &u.r
 	room.members = slices.DeleteFunc(room.members, func(m *udpMember) bool { return m == mem })
 	mem.rooms = slices.DeleteFunc(mem.rooms, func(x *udpRoom) bool { return x == room })
 	u.s.rooms.nMembers.Add(-1)
 	if len(room.members) == 0 {
-		delete(r.rooms, room.key)
+		room.members = nil
 		u.s.rooms.nRooms.Add(-1)
+		if old := r.idle.push(&room.idleLink); old != nil {
+			delete(r.rooms, old.key)
+		}
 	}
 	if len(mem.rooms) == 0 {
 		delete(r.members, string(mem.address()))
@@ -230,14 +240,18 @@ func (u *udpServer) expire(now int64) {
 
 // dropRooms forgets every room and member (the server is closing).
 func (u *udpServer) dropRooms() {
-	n := 0
+	n, nr := 0, 0
 	for _, room := range u.r.rooms {
 		n += len(room.members)
+		if len(room.members) > 0 {
+			nr++
+		}
 	}
 	u.s.rooms.nMembers.Add(int64(-n))
-	u.s.rooms.nRooms.Add(int64(-len(u.r.rooms)))
+	u.s.rooms.nRooms.Add(int64(-nr))
 	clear(u.r.rooms)
 	clear(u.r.members)
+	u.r.idle = idleRooms{max: u.r.idle.max}
 }
 
 // roomReply queues a joined or left reply to addr.
@@ -258,7 +272,7 @@ func (u *udpServer) publishRoom(mem *udpMember, m *wire.RoomMsg) {
 	r := &u.r
 	room := r.rooms[string(u.roomKey(m))]
 	if room == nil {
-		return // no members
+		return // no such room: never joined, or forgotten as idle
 	}
 	if len(r.dbuf) > 0 {
 		u.flush() // the last publish's datagram is still queued
