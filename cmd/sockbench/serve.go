@@ -42,6 +42,7 @@ func serveCmd() command {
 			maxFrame := fs.Int("max-frame", targets.DefaultMaxFrame, "largest WebSocket frame payload accepted, bytes")
 			idle := fs.Duration("idle-timeout", 0, "close connections idle this long (0: never)")
 			loops := fs.Int("loops", runtime.GOMAXPROCS(0), "event loops serving the connections, one OS thread each (Linux)")
+			udpTTL := fs.Duration("udp-member-ttl", targets.DefaultUDPMemberTTL, "a UDP room member that sends nothing this long leaves its rooms (Linux)")
 			return func(args []string, stdout, stderr io.Writer) error {
 				if len(args) != 0 {
 					return &usageError{fmt.Sprintf("serve takes no arguments (got %q)", args)}
@@ -49,7 +50,10 @@ func serveCmd() command {
 				if *loops < 1 {
 					return &usageError{fmt.Sprintf("--loops %d: want at least 1", *loops)}
 				}
-				cfg := targets.Config{WS: *wsAddr, TCP: *tcpAddr, UDP: *udpAddr, MaxFrame: *maxFrame, IdleTimeout: *idle, Loops: *loops,
+				if *udpTTL <= 0 {
+					return &usageError{fmt.Sprintf("--udp-member-ttl %v: want a positive duration", *udpTTL)}
+				}
+				cfg := targets.Config{WS: *wsAddr, TCP: *tcpAddr, UDP: *udpAddr, MaxFrame: *maxFrame, IdleTimeout: *idle, Loops: *loops, UDPMemberTTL: *udpTTL,
 					Logf: func(format string, a ...any) { fmt.Fprintf(stderr, "sockbench serve: "+format+"\n", a...) }}
 				if cfg.WS == "" && cfg.TCP == "" && cfg.UDP == "" {
 					cfg.WS = "127.0.0.1:8080"
