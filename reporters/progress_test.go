@@ -81,16 +81,7 @@ func TestProgressPrinter(t *testing.T) {
 			if got := strings.Count(out, "\n"); got != tc.wantLines {
 				t.Errorf("%d newlines, want %d: %q", got, tc.wantLines, out)
 			}
-			for _, s := range tc.want {
-				if !strings.Contains(out, s) {
-					t.Errorf("output lacks %q:\n%q", s, out)
-				}
-			}
-			for _, s := range tc.notWant {
-				if strings.Contains(out, s) {
-					t.Errorf("output holds %q:\n%q", s, out)
-				}
-			}
+			checkContains(t, out, tc.want, tc.notWant)
 			if tc.mode == ProgressTTY {
 				// Each status is one write that starts at column 0 and
 				// clears what a longer previous line left behind.
