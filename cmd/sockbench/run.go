@@ -40,7 +40,7 @@ Examples:
   sockbench run echo-tcp --target tcp://127.0.0.1:9000
   sockbench run echo-udp --timeout 500ms --out udp.json
   sockbench run my-scenario.yaml --duration 1m
-  sockbench run echo --progress plain`
+  sockbench run echo --html report.html --progress plain`
 
 func runCmd() command {
 	return command{
@@ -65,6 +65,7 @@ func runCmd() command {
 			quiet := fs.Bool("quiet", false, "no progress lines (same as --progress off)")
 			progress := fs.String("progress", "auto", "progress on stderr: auto (tty on a terminal, else plain), tty (one status line updated in place), plain (one line a second), off")
 			thresholds := fs.StringArray("threshold", nil, "a pass/fail condition, e.g. 'p99<20ms' or 'error_rate<0.1%' (repeatable; added to the scenario's)")
+			html := fs.String("html", "", "also write the HTML report of the run to this file (an interrupted run's too)")
 			cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of sockbench itself to this file (for 'go tool pprof')")
 			rooms := fs.Int("rooms", 0, "broadcast: number of rooms")
 			publishers := fs.Int("publishers", 0, "broadcast: publisher connections")
@@ -124,7 +125,7 @@ func runCmd() command {
 					o.PublishRate = publishRate
 				}
 				f := runFlags{out: *out, loops: *loops, cpuProfile: *cpuProfile, thresholds: *thresholds,
-					count: *count, against: *against, ci: ci}
+					count: *count, against: *against, ci: ci, html: *html}
 				if *count < 1 {
 					return &usageError{fmt.Sprintf("--count %d: want at least 1", *count)}
 				}
@@ -167,6 +168,7 @@ type runFlags struct {
 	loops  int
 	// progress is the resolved --progress mode (never auto).
 	progress reporters.ProgressMode
+	html     string // --html: the HTML report's file; "" for none
 	// cpuProfile, if set, is where the harness's own CPU profile goes.
 	cpuProfile string
 	thresholds []string // --threshold, each
@@ -281,8 +283,9 @@ func execute(ctx context.Context, spec *scenarios.Spec, f runFlags, out string, 
 		// Each step's progress shares the terminal with the step lines.
 		return nil, runCapacity(ctx, spec, p, f.search, lim, opts, path, afterStatus{progress, stdout}, afterStatus{progress, stderr}) // capacity.go
 	}
-	r, err := runRepeated(ctx, spec, p, lim, opts, f.count, afterStatus{progress, stderr}) // repeat.go
-	progress.Done() // end the status line before anything else is printed
+	// repeat.go; the status line is ended before each repetition's message and after the last
+	r, err := runRepeated(ctx, spec, p, lim, opts, f.count, afterStatus{progress, stderr})
+	progress.Done()
 	if err != nil {
 		return nil, err
 	}
@@ -299,6 +302,12 @@ func execute(ctx context.Context, spec *scenarios.Spec, f runFlags, out string, 
 		return nil, &scenarios.RunError{Err: fmt.Errorf("%w; the result was written to %s instead", err, fallback)}
 	}
 	fmt.Fprintf(stderr, "sockbench: result written to %s\n", path)
+	if f.html != "" {
+		if err := writeReport(f.html, "html", r); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(stderr, "sockbench: HTML report written to %s\n", f.html)
+	}
 	return r, nil
 }
 
