@@ -32,19 +32,18 @@ func HTML(w io.Writer, r *result.Result) error {
 
 // htmlPage is what the template renders; strings are formatted for people.
 type htmlPage struct {
-	Name        string
-	Description string
-	Notices     []string // plain-words warnings shown at the top
-	Header      []kv
-	Phases      []kv
-	Checks      []checkRow
-	Hists       [][]string // name, count, min, p50, p90, p99, p99.9, p99.99, max, mean
-	Counters    []kv
-	Self        []kv
-	Warnings    []string
-	Charts      []svgView
-	Broadcast   *broadcastView
-	Text        string // the text summary, for copying
+	Name      string
+	Notices   []string // plain-words warnings shown at the top
+	Header    []kv
+	Phases    []kv
+	Checks    []checkRow
+	Hists     [][]string // name, count, min, p50, p90, p99, p99.9, p99.99, max, mean
+	Counters  []kv
+	Self      []kv
+	Warnings  []string
+	Charts    []svgView
+	Broadcast *broadcastView
+	Text      string // the text summary, for copying
 }
 
 type kv struct{ K, V string }
@@ -67,7 +66,7 @@ func newPage(r *result.Result) (*htmlPage, error) {
 		Description string `json:"description"`
 	}
 	_ = json.Unmarshal(r.Scenario, &spec) // informative only; a result without it still renders
-	pg := &htmlPage{Name: p.Name, Description: spec.Description}
+	pg := &htmlPage{Name: p.Name}
 
 	if r.Interrupted {
 		pg.Notices = append(pg.Notices, "Interrupted: a partial result, measured up to "+dur(r.Window.EndNs)+" after the start.")
@@ -96,6 +95,7 @@ func newPage(r *result.Result) (*htmlPage, error) {
 	win := r.Window
 	pg.Header = []kv{
 		{"scenario", p.Name + from(spec.File)},
+		{"description", spec.Description},
 		{"target", target},
 		{"transport", p.Transport + framing(p.Framing) + ", engine " + p.Engine},
 		{"mode", mode},
@@ -259,16 +259,17 @@ func ninesChart(title, what string, hs []Named) (svgView, error) {
 // runCharts are the charts of every run: the distribution and the time series.
 func runCharts(r *result.Result) ([]svgView, error) {
 	var dist []Named
-	for _, name := range []string{result.Latency, result.ServiceTime} {
-		if h := r.Histograms[name]; h != nil {
-			dist = append(dist, Named{name, h})
-		}
-	}
-	title := "Latency distribution: latency (from the intended send) and service time (from the actual send)"
+	latency := "latency (from the intended send)"
 	if r.Broadcast != nil {
-		title = "Latency distribution: publish to delivery, and service time"
+		latency = "latency (publish to each delivery)"
 	}
-	nines, err := ninesChart(title, "latency", dist)
+	if h := r.Histograms[result.Latency]; h != nil {
+		dist = append(dist, Named{latency, h})
+	}
+	if h := r.Histograms[result.ServiceTime]; h != nil {
+		dist = append(dist, Named{"service time (from the actual send)", h})
+	}
+	nines, err := ninesChart("Latency distribution", "latency", dist)
 	if err != nil {
 		return nil, err
 	}
@@ -353,7 +354,6 @@ table.num td, table.num th { text-align: right; font-variant-numeric: tabular-nu
 table.num td:first-child, table.num th:first-child { text-align: left; padding-left: 0; }
 .notice { background: #fff3cd; border: 1px solid #e0c060; padding: 6px 10px; margin: 8px 0; }
 .pass { color: #17692c; font-weight: 600; } .fail { color: #b00020; font-weight: 600; }
-.desc { color: #555; margin: 0 0 8px; }
 svg.chart { display: block; margin: 14px 0; background: #fff; }
 svg.chart text { font: 11px system-ui, sans-serif; fill: #333; }
 svg.chart text.title { font-size: 13px; font-weight: 600; }
@@ -366,11 +366,10 @@ pre { background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 12px; }
 </head>
 <body>
 <h1>sockbench report: {{.Name}}</h1>
-{{with .Description}}<p class="desc">{{.}}</p>{{end}}
 {{range .Notices}}<div class="notice">{{.}}</div>
 {{end}}
 <table>
-{{range .Header}}<tr><th>{{.K}}</th><td>{{.V}}</td></tr>
+{{range .Header}}{{if .V}}<tr><th>{{.K}}</th><td>{{.V}}</td></tr>{{end}}
 {{end}}{{range .Phases}}<tr><th>phase {{.K}}</th><td>{{.V}}</td></tr>
 {{end}}</table>
 

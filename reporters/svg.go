@@ -16,11 +16,11 @@ import (
 const (
 	chartW      = 760
 	plotLeft    = 72  // room for y tick labels and the rotated y label
-	plotRight   = 16  // right margin
+	plotRight   = 36  // right margin: room for the last x tick label
 	plotTop     = 28  // room for the title
 	plotH       = 210 // height of the plotting area
 	legendRowH  = 16
-	legendItemW = 150
+	legendItemW = 210
 )
 
 // palette colours series in order; a colour-blind-safe set (Okabe-Ito, plus grey).
