@@ -352,6 +352,8 @@ table { border-collapse: collapse; margin: 6px 0; } td, th { padding: 2px 10px 2
 th { font-weight: 600; color: #555; white-space: nowrap; }
 table.num td, table.num th { text-align: right; font-variant-numeric: tabular-nums; padding-left: 10px; }
 table.num td:first-child, table.num th:first-child { text-align: left; padding-left: 0; }
+.wide { overflow-x: auto; }
+table.rooms { font-size: 12px; } table.rooms td, table.rooms th { white-space: nowrap; padding-left: 6px; }
 .notice { background: #fff3cd; border: 1px solid #e0c060; padding: 6px 10px; margin: 8px 0; }
 .pass { color: #17692c; font-weight: 600; } .fail { color: #b00020; font-weight: 600; }
 svg.chart { display: block; margin: 14px 0; background: #fff; }
@@ -401,9 +403,9 @@ pre { background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 12px; }
 <table>
 {{range .Summary}}<tr><th>{{.K}}</th><td>{{.V}}</td></tr>
 {{end}}</table>
-<table class="num">
+<div class="wide"><table class="num rooms">
 {{range $i, $row := .Rooms}}<tr>{{range $row}}{{if eq $i 0}}<th>{{.}}</th>{{else}}<td>{{.}}</td>{{end}}{{end}}</tr>
-{{end}}</table>
+{{end}}</table></div>
 {{range .Charts}}{{template "svg" .}}{{end}}
 {{end}}
 <h2>Text summary</h2>
