@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,7 +44,7 @@ func TestReportCLI(t *testing.T) {
 		{"html to stdout", []string{"--format", "html"}, []string{"<!DOCTYPE html>", `<svg class="chart"`}, nil},
 		{"html to file", []string{"-f", "html", "-o", filepath.Join(dir, "x.html")}, nil, []string{"x.html"}},
 		{"csv", []string{"--format", "csv"}, []string{"t_ns,phase,sent,received,lost,"}, nil},
-		{"json", []string{"--format", "json"}, []string{`"schema_version": 1`}, nil},
+		{"json", []string{"--format", "json"}, []string{fmt.Sprintf(`"schema_version": %d`, result.SchemaVersion)}, nil},
 		{"hgrm latency to stdout", []string{"--format", "hgrm"}, []string{" Value\tPercentile\tTotalCount\t1/(1-Percentile)\n"}, nil},
 		{"hgrm one metric", []string{"--format", "hgrm", "--metric", "connect"}, []string{"Total count    =            5]"}, nil},
 		{"hgrm files", []string{"--format", "hgrm", "-o", filepath.Join(dir, "h.hgrm")}, nil,
