@@ -44,6 +44,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"run":       runCmd(),
 		"compare":   compareCmd(),
+		"report":    reportCmd(),
 		"serve":     serveCmd(),
 		"scenarios": scenariosCmd(),
 		"version":   versionCmd(),

@@ -40,7 +40,11 @@ func runPair(ctx context.Context, arg string, o scenarios.Overrides, f runFlags,
 			ext := filepath.Ext(f.out)
 			out = strings.TrimSuffix(f.out, ext) + "-" + s.label + ext
 		}
-		r, err := execute(ctx, s.spec, f, out, stdout, stderr)
+		side := f
+		if f.html != "" {
+			side.html = strings.TrimSuffix(f.html, filepath.Ext(f.html)) + "-" + s.label + filepath.Ext(f.html)
+		}
+		r, err := execute(ctx, s.spec, side, out, stdout, stderr)
 		if err != nil {
 			return err
 		}

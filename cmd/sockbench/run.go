@@ -39,7 +39,8 @@ Examples:
   sockbench run echo --target wss://example.test/ws --insecure
   sockbench run echo-tcp --target tcp://127.0.0.1:9000
   sockbench run echo-udp --timeout 500ms --out udp.json
-  sockbench run my-scenario.yaml --duration 1m`
+  sockbench run my-scenario.yaml --duration 1m
+  sockbench run echo --html report.html --progress plain`
 
 func runCmd() command {
 	return command{
@@ -61,8 +62,10 @@ func runCmd() command {
 			out := fs.String("out", "", "result JSON file (default ./sockbench-results/NAME-TIME.json)")
 			eng := fs.String("engine", engine.Default(), "engine: epoll (event loops, Linux) or goroutine (portable; used for wss:// unless set)")
 			loops := fs.Int("loops", 0, "event loops of the epoll engine (default GOMAXPROCS)")
-			quiet := fs.Bool("quiet", false, "no progress lines")
+			quiet := fs.Bool("quiet", false, "no progress lines (same as --progress off)")
+			progress := fs.String("progress", "auto", "progress on stderr: auto (tty on a terminal, else plain), tty (one status line updated in place), plain (one line a second), off")
 			thresholds := fs.StringArray("threshold", nil, "a pass/fail condition, e.g. 'p99<20ms' or 'error_rate<0.1%' (repeatable; added to the scenario's)")
+			html := fs.String("html", "", "also write the HTML report of the run to this file (an interrupted run's too)")
 			cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of sockbench itself to this file (for 'go tool pprof')")
 			rooms := fs.Int("rooms", 0, "broadcast: number of rooms")
 			publishers := fs.Int("publishers", 0, "broadcast: publisher connections")
@@ -121,11 +124,22 @@ func runCmd() command {
 				if set("publish-rate") {
 					o.PublishRate = publishRate
 				}
-				f := runFlags{out: *out, quiet: *quiet, loops: *loops, cpuProfile: *cpuProfile, thresholds: *thresholds,
-					count: *count, against: *against, ci: ci}
+				f := runFlags{out: *out, loops: *loops, cpuProfile: *cpuProfile, thresholds: *thresholds,
+					count: *count, against: *against, ci: ci, html: *html}
 				if *count < 1 {
 					return &usageError{fmt.Sprintf("--count %d: want at least 1", *count)}
 				}
+				mode, err := reporters.ParseProgressMode(*progress)
+				if err != nil {
+					return &usageError{"--progress: " + err.Error()}
+				}
+				if *quiet {
+					if set("progress") && mode != reporters.ProgressOff {
+						return &usageError{"--quiet is --progress off; it contradicts --progress " + *progress}
+					}
+					mode = reporters.ProgressOff
+				}
+				f.progress = progressMode(mode, stderr)
 				if set("find-max") || set("until") || set("step-factor") || set("max-steps") {
 					s, err := searchFlags(*findMax, *until, *stepFactor, *maxSteps)
 					if err != nil {
@@ -152,7 +166,9 @@ type runFlags struct {
 	out    string
 	engine string // "" = the default for the target
 	loops  int
-	quiet  bool
+	// progress is the resolved --progress mode (never auto).
+	progress reporters.ProgressMode
+	html     string // --html: the HTML report's file; "" for none
 	// cpuProfile, if set, is where the harness's own CPU profile goes.
 	cpuProfile string
 	thresholds []string // --threshold, each
@@ -257,15 +273,19 @@ func execute(ctx context.Context, spec *scenarios.Spec, f runFlags, out string, 
 	opts := scenarios.RunOptions{
 		Engine: f.engine, Loops: f.loops, Version: version, OpenFiles: limit, // no Logf: per-connection events are counted, not logged
 	}
-	if !f.quiet {
+	progress := reporters.NewProgress(stderr, f.progress, plannedLength(p))
+	if f.progress != reporters.ProgressOff {
 		opts.Interval = func(iv result.Interval, p *plan.Plan) {
-			reporters.Progress(stderr, iv)
+			progress.Interval(iv)
 		}
 	}
 	if f.search != nil {
-		return nil, runCapacity(ctx, spec, p, f.search, lim, opts, path, stdout, stderr) // capacity.go
+		// Each step's progress shares the terminal with the step lines.
+		return nil, runCapacity(ctx, spec, p, f.search, lim, opts, path, afterStatus{progress, stdout}, afterStatus{progress, stderr}) // capacity.go
 	}
-	r, err := runRepeated(ctx, spec, p, lim, opts, f.count, stderr) // repeat.go
+	// repeat.go; the status line is ended before each repetition's message and after the last
+	r, err := runRepeated(ctx, spec, p, lim, opts, f.count, afterStatus{progress, stderr})
+	progress.Done()
 	if err != nil {
 		return nil, err
 	}
@@ -282,6 +302,12 @@ func execute(ctx context.Context, spec *scenarios.Spec, f runFlags, out string, 
 		return nil, &scenarios.RunError{Err: fmt.Errorf("%w; the result was written to %s instead", err, fallback)}
 	}
 	fmt.Fprintf(stderr, "sockbench: result written to %s\n", path)
+	if f.html != "" {
+		if err := writeReport(f.html, "html", r); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(stderr, "sockbench: HTML report written to %s\n", f.html)
+	}
 	return r, nil
 }
 

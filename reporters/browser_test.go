@@ -1,0 +1,116 @@
+package reporters
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"html"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// chromiumNames are the executables tried, in order, after $SOCKBENCH_CHROMIUM.
+var chromiumNames = []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless_shell"}
+
+// findChromium returns a Chromium executable, or "" if there is none.
+func findChromium() string {
+	if p := os.Getenv("SOCKBENCH_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, n := range chromiumNames {
+		if p, err := exec.LookPath(n); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// probeScript, appended to a report, measures every chart as laid out by
+// the browser and writes the sizes into the DOM for --dump-dom to show.
+const probeScript = `<script>
+const charts = [...document.querySelectorAll("svg.chart")].map(s => {
+  const r = s.getBoundingClientRect();
+  return {w: r.width, h: r.height, lines: [...s.querySelectorAll("polyline")].map(p => p.getBBox().width),
+          bars: [...s.querySelectorAll("rect")].length};
+});
+const pre = document.createElement("pre");
+pre.id = "probe";
+pre.textContent = JSON.stringify(charts);
+document.body.appendChild(pre);
+</script>
+`
+
+type chartBox struct {
+	W, H  float64
+	Lines []float64 // drawn width of each polyline
+	Bars  int
+}
+
+// TestHTMLInBrowser renders reports in headless Chromium and checks that
+// every chart is there, laid out with a non-zero size, and that its lines
+// were drawn. It skips only when no Chromium is installed.
+func TestHTMLInBrowser(t *testing.T) {
+	bin := findChromium()
+	if bin == "" {
+		t.Skipf("no Chromium: none of %s on PATH and $SOCKBENCH_CHROMIUM unset; install Debian's chromium (.ci/run does) to run the browser test", strings.Join(chromiumNames, ", "))
+	}
+	cases := []struct {
+		name      string
+		broadcast bool
+		charts    int
+	}{
+		{"echo", false, 5},
+		{"broadcast", true, 8},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// Not parallel: one browser at a time on a small machine.
+			page := strings.Replace(renderHTML(t, richResult(t, tc.broadcast)), "</body>", probeScript+"</body>", 1)
+			dir := t.TempDir()
+			file := filepath.Join(dir, "report.html")
+			if err := os.WriteFile(file, []byte(page), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin, "--headless", "--disable-gpu", "--no-sandbox", "--disable-dev-shm-usage",
+				"--no-first-run", "--user-data-dir="+filepath.Join(dir, "profile"), "--window-size=1000,2000",
+				"--dump-dom", "file://"+file)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("%s: %v\nstderr:\n%s", bin, err, stderr.String())
+			}
+			m := regexp.MustCompile(`(?s)<pre id="probe">(.*?)</pre>`).FindStringSubmatch(stdout.String())
+			if m == nil {
+				t.Fatalf("the probe did not run; DOM:\n%.3000s\nstderr:\n%s", stdout.String(), stderr.String())
+			}
+			var boxes []chartBox
+			if err := json.Unmarshal([]byte(html.UnescapeString(m[1])), &boxes); err != nil {
+				t.Fatalf("probe output %q: %v", m[1], err)
+			}
+			t.Logf("charts as laid out: %+v", boxes)
+			if len(boxes) != tc.charts {
+				t.Fatalf("%d charts in the browser, want %d", len(boxes), tc.charts)
+			}
+			for i, b := range boxes {
+				if b.W < 100 || b.H < 100 {
+					t.Errorf("chart %d is %vx%v px, want at least 100x100", i, b.W, b.H)
+				}
+				if len(b.Lines) == 0 && b.Bars == 0 {
+					t.Errorf("chart %d has no series and no bars", i)
+				}
+				for j, w := range b.Lines {
+					if w <= 0 {
+						t.Errorf("chart %d line %d drawn %v px wide", i, j, w)
+					}
+				}
+			}
+		})
+	}
+}
