@@ -14,8 +14,8 @@ import (
 func textRooms(b *strings.Builder, bc *result.Broadcast) {
 	fmt.Fprintf(b, "  rooms      %d in namespace %s, %d subscribers, %d publishers\n", bc.Rooms, bc.Namespace, bc.Subscribers, bc.Publishers)
 	fmt.Fprintf(b, "  publishes  sent %d, fanned out %d", bc.Publishes, bc.FannedOut)
-	if lost := bc.Publishes - bc.FannedOut; lost > 0 {
-		fmt.Fprintf(b, " (%d never reached any member)", lost)
+	if bc.Unseen > 0 {
+		fmt.Fprintf(b, " (%d reached no member, and count as missed by every member of their room)", bc.Unseen)
 	}
 	fmt.Fprintf(b, ", complete %d\n", bc.Complete)
 	fmt.Fprintf(b, "  deliveries expected %d, delivered %d (%s), missing %d, duplicated %d, extra %d, late %d\n",

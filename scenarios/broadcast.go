@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"time"
 
 	"github.com/sockbench/sockbench/internal/plan"
 	"github.com/sockbench/sockbench/internal/wire"
@@ -49,6 +50,12 @@ func (r *resolver) broadcast(p *plan.Plan, lim Limits) *plan.Broadcast {
 		b.TopRooms = *sb.TopRooms
 		if b.TopRooms < 0 {
 			r.failf("broadcast.top_rooms", "must be >= 0 (got %d)", b.TopRooms)
+		}
+	}
+	if sb.KeepAlive != nil {
+		b.KeepAlive = time.Duration(*sb.KeepAlive)
+		if b.KeepAlive <= 0 {
+			r.failf("broadcast.keepalive", "must be > 0 (got %s)", b.KeepAlive)
 		}
 	}
 	if b.ChurnEvery < 0 {

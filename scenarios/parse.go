@@ -403,6 +403,7 @@ func (p *parser) broadcast(v *yaml.Node, path string) {
 		{"to_self", func(v *yaml.Node, path string) { p.boolean(v, path, &b.ToSelf) }},
 		{"top_rooms", func(v *yaml.Node, path string) { b.TopRooms = p.integerPtr(v, path) }},
 		{"churn_every", func(v *yaml.Node, path string) { p.integer(v, path, &b.ChurnEvery) }},
+		{"keepalive", func(v *yaml.Node, path string) { b.KeepAlive = p.durationPtr(v, path) }},
 	}
 	p.mapping(v, path, "broadcast", fields, nil)
 }

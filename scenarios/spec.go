@@ -179,6 +179,10 @@ type Broadcast struct {
 	// ChurnEvery, if > 0, makes each subscriber leave and rejoin its room
 	// after that many deliveries: membership changes during the run.
 	ChurnEvery int `json:"churn_every,omitempty"`
+	// KeepAlive is how often a UDP subscriber repeats its join, so that a
+	// server that forgets silent UDP members keeps it; below the server's
+	// expiry. Default 10s (the reference server forgets after 30s).
+	KeepAlive *Duration `json:"keepalive,omitempty"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("20s",

@@ -5,7 +5,9 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -101,4 +103,69 @@ func BenchmarkEchoWS64(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+}
+
+// BenchmarkLoopbackWriteFloor is the floor under any server's room fan-out
+// on this machine: one op is one 100-byte write(2) to a loopback TCP socket,
+// each to the next of 5,000 connections in turn, as a fan-out writes one
+// member after another (the readers drain between rounds, untimed). No
+// server can deliver to a room faster per member than this, since every
+// member needs its own write; compare ns/op with a broadcast run's fan-out
+// completion divided by the room's members.
+//
+//	go test -run '^$' -bench LoopbackWriteFloor -count 3 ./targets
+func BenchmarkLoopbackWriteFloor(b *testing.B) {
+	const conns = 5000
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan *net.TCPConn, conns)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c.(*net.TCPConn)
+		}
+	}()
+	var readers []net.Conn
+	var writers []*os.File
+	for range conns {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		readers = append(readers, c)
+		s := <-accepted
+		f, err := s.File() // a blocking dup: write(2) with no poller in the way
+		s.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		writers = append(writers, f)
+	}
+	msg := bytes.Repeat([]byte("d"), 100)
+	buf := make([]byte, 64<<10)
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		n := min(conns, b.N-done)
+		for _, f := range writers[:n] {
+			if _, err := syscall.Write(int(f.Fd()), msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+		done += n
+		b.StopTimer()
+		for _, r := range readers[:n] {
+			if _, err := io.ReadFull(r, buf[:len(msg)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+	}
 }

@@ -274,3 +274,23 @@ func TestBroadcastTruthDelayedRoom(t *testing.T) {
 		}
 	})
 }
+
+// Over UDP a subscriber repeats its join while deliveries come, so a server
+// that forgets silent members (here after 300 ms) keeps it for the whole
+// run: nothing goes missing.
+func TestBroadcastUDPKeepAlive(t *testing.T) {
+	srv, err := targets.Serve(targets.Config{UDP: "127.0.0.1:0", UDPMemberTTL: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	forEngines(t, func(t *testing.T, eng string) {
+		p := broadcastPlan(plan.UDP, srv.URL("udp"), srv.UDPAddr(), []int{4, 4}, 50)
+		p.Broadcast.KeepAlive = 100 * time.Millisecond
+		r := driveBroadcast(t, eng, p)
+		checkDeliveries(t, r)
+		if b := r.bc; b.Missing+b.Duplicated+b.Extra != 0 || r.c.Unexpected != 0 {
+			t.Errorf("members kept alive: %+v, unexpected replies %d", *b, r.c.Unexpected)
+		}
+	})
+}

@@ -114,6 +114,9 @@ type Broadcast struct {
 	// many deliveries and join it again as soon as the server confirms:
 	// membership changes during the run, which the accounting must follow.
 	ChurnEvery int
+	// KeepAlive is how often a UDP member repeats its join, so that a
+	// server that forgets silent members keeps it (0: rooms.KeepAliveEvery).
+	KeepAlive time.Duration
 }
 
 // Room is one room of a broadcast plan.

@@ -88,6 +88,11 @@ type Broadcast struct {
 	Extra      int64 `json:"extra"`      // received by a connection that was not a member when it was fanned out
 	Late       int64 `json:"late"`       // received after its publish was settled (loss timeout); counted missing too
 	Complete   int64 `json:"complete"`   // fanned-out publishes whose every owed delivery arrived
+	// Unseen is measured publishes no member received and whose number no
+	// member saw: whom they were owed cannot be known, so each counts as
+	// owed to (and missed by) the room's members at its last numbered
+	// publish, in Expected and Missing.
+	Unseen int64 `json:"unseen"`
 
 	// FanOut is fan-out completion: the publish's intended send time to its
 	// last owed delivery, one sample per complete publish, ns.

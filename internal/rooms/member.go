@@ -1,6 +1,8 @@
 package rooms
 
 import (
+	"time"
+
 	"github.com/sockbench/sockbench/internal/wire"
 )
 
@@ -17,6 +19,13 @@ const (
 // delivery from a reordered one.
 const window = 64
 
+// KeepAliveEvery is how often a UDP member repeats its join unless the plan
+// says otherwise, so that a server that forgets silent UDP members (the
+// reference server after 30 s) keeps it: a third of that. The repeat rides
+// on a delivery, so a room with no publish for longer than the server's
+// expiry still loses its members.
+const KeepAliveEvery = 10 * time.Second
+
 // Member is one subscriber connection's side of the accounting: its
 // membership of its room and which deliveries it has had. It is owned by
 // its connection (not safe for concurrent use).
@@ -31,6 +40,12 @@ type Member struct {
 	next  uint64
 	got   uint64
 	since int // deliveries since the join (for churn)
+	// UDP: when the join was last sent or repeated (ns), whether a repeat is
+	// due, and how many repeats await their answer.
+	udp       bool
+	lastJoin  int64
+	keepDue   bool
+	keepAlive int
 }
 
 // Member returns the membership state of subscriber connection conn, or
@@ -40,7 +55,7 @@ func (t *Tracker) Member(conn uint32) *Member {
 	if i < 0 {
 		return nil
 	}
-	return &Member{t: t, conn: conn, room: i}
+	return &Member{t: t, conn: conn, room: i, udp: t.udp, lastJoin: -1}
 }
 
 // AppendControl appends the next join or leave the member owes the server,
@@ -52,6 +67,13 @@ func (m *Member) AppendControl(dst []byte) ([]byte, bool) {
 		op, m.state = wire.RoomJoin, joining
 	case m.state == joined && m.t.b.ChurnEvery > 0 && m.since >= m.t.b.ChurnEvery:
 		op, m.state = wire.RoomLeave, leaving
+	case m.state == joined && m.keepDue:
+		// A repeated join: it changes no membership.
+		m.keepDue = false
+		m.keepAlive++
+		msg := wire.RoomMsg{Op: wire.RoomJoin, NS: m.t.ns, Room: m.t.names[m.room]}
+		out, _ := wire.AppendRoom(dst, &msg)
+		return out, true
 	default:
 		return dst, false
 	}
@@ -66,12 +88,16 @@ func (m *Member) AppendControl(dst []byte) ([]byte, bool) {
 
 // Due reports whether a join or leave is due (AppendControl has one).
 func (m *Member) Due() bool {
-	return m.state == idle || (m.state == joined && m.t.b.ChurnEvery > 0 && m.since >= m.t.b.ChurnEvery)
+	return m.state == idle || (m.state == joined && (m.keepDue || m.t.b.ChurnEvery > 0 && m.since >= m.t.b.ChurnEvery))
 }
 
 // Joined handles a joined reply for room name: the member is owed from on.
 // It reports false for a reply the member did not ask for.
 func (m *Member) Joined(name []byte, from uint64) bool {
+	if m.state == joined && m.keepAlive > 0 && m.t.Room(name) == m.room {
+		m.keepAlive-- // the answer to a repeated join
+		return true
+	}
 	if m.state != joining || m.t.Room(name) != m.room {
 		return false
 	}
@@ -123,6 +149,13 @@ func (m *Member) Deliver(name []byte, seq uint64, publisher uint32, intended, no
 		return false
 	}
 	m.since++
+	if m.udp {
+		if m.lastJoin < 0 {
+			m.lastJoin = now
+		} else if now-m.lastJoin >= m.t.keepAlive {
+			m.lastJoin, m.keepDue = now, true
+		}
+	}
 	return m.t.Delivered(i, seq, publisher, intended, now)
 }
 

@@ -36,17 +36,19 @@ const open = math.MaxUint64
 
 // Tracker is one run's broadcast accounting, shared by every connection.
 type Tracker struct {
-	b       *plan.Broadcast
-	win     *metrics.Window
-	timeout int64 // ns: a publish settles this long after its first delivery
-	rooms   []*room
-	byName  map[string]int
-	ns      []byte
-	names   [][]byte
-	stats   []*stats // per reported room: the TopRooms largest, then the rest
-	sent    atomic.Int64
-	settled atomic.Int64 // publishes settled, measured or not
-	extra   atomic.Int64 // deliveries for rooms sockbench never joined
+	b         *plan.Broadcast
+	win       *metrics.Window
+	timeout   int64 // ns: a publish settles this long after its first delivery
+	rooms     []*room
+	byName    map[string]int
+	ns        []byte
+	names     [][]byte
+	udp       bool // members repeat their joins every keepAlive ns
+	keepAlive int64
+	stats     []*stats // per reported room: the TopRooms largest, then the rest
+	sent      atomic.Int64
+	settled   atomic.Int64 // publishes settled, measured or not
+	extra     atomic.Int64 // deliveries for rooms sockbench never joined
 }
 
 // stats is one reported room's (or the small rooms' aggregate) figures.
@@ -62,7 +64,7 @@ type stats struct {
 }
 
 type counts struct {
-	fannedOut, expected, delivered, missing, duplicated, extra, late, complete int64
+	fannedOut, expected, delivered, missing, duplicated, extra, late, complete, unseen int64
 }
 
 func (c *counts) add(o counts) {
@@ -74,6 +76,7 @@ func (c *counts) add(o counts) {
 	c.extra += o.extra
 	c.late += o.late
 	c.complete += o.complete
+	c.unseen += o.unseen
 }
 
 // room is one room's membership ranges and the publishes awaiting their
@@ -90,8 +93,9 @@ type room struct {
 	started   bool // a member joined or a number was seen (base and top are valid)
 	// changing counts joins and leaves sent and not yet answered: until
 	// they are, who is owed what is not known, so nothing settles.
-	changing int
-	c        counts
+	changing  int
+	c         counts
+	published atomic.Int64 // measured publishes sent to the room
 }
 
 // span is one membership: connection conn was owed sequence numbers
@@ -117,7 +121,11 @@ type record struct {
 // are measured.
 func New(p *plan.Plan, win *metrics.Window) *Tracker {
 	b := p.Broadcast
-	t := &Tracker{b: b, win: win, timeout: int64(p.Timeout), byName: map[string]int{}, ns: []byte(b.Namespace)}
+	t := &Tracker{b: b, win: win, timeout: int64(p.Timeout), byName: map[string]int{}, ns: []byte(b.Namespace),
+		udp: p.Target.Transport == plan.UDP, keepAlive: int64(KeepAliveEvery)}
+	if b.KeepAlive > 0 {
+		t.keepAlive = int64(b.KeepAlive)
+	}
 	order := make([]int, len(b.Rooms))
 	for i := range order {
 		order[i] = i
@@ -208,6 +216,7 @@ func (t *Tracker) Published(i int, intended int64) {
 	t.sent.Add(1)
 	if t.win.Measured(intended) {
 		t.rooms[i].st.publishes.Add(1)
+		t.rooms[i].published.Add(1)
 	}
 }
 
@@ -484,12 +493,37 @@ func (t *Tracker) settleOne(r *room, seq uint64) {
 func (t *Tracker) prune(r *room) {
 	k := 0
 	for _, s := range r.spans {
-		if s.until > r.base || s.until == open {
+		if s.until >= r.base { // one that ended at base is kept for unseen publishes
 			r.spans[k] = s
 			k++
 		}
 	}
 	r.spans = r.spans[:k]
+}
+
+// unseen accounts, at the end, room r's measured publishes that no member
+// received and whose number no member saw (after the last number seen, or
+// all of them): the server may have numbered them or not, so the client
+// cannot know whom they were owed. Each is counted missing for every member
+// of the room at its last numbered publish (all its members, if it has
+// none), the publisher excluded in chat unless to_self. Under r.mu.
+func (t *Tracker) unseen(r *room) {
+	n := r.published.Load() - r.c.fannedOut
+	if n <= 0 {
+		return
+	}
+	members := int64(0)
+	for _, s := range r.spans {
+		if !r.started || r.top == 0 || (r.top-1 >= s.from && r.top-1 < s.until) {
+			members++
+		}
+	}
+	if t.b.Chat && !t.b.ToSelf && members > 0 {
+		members--
+	}
+	r.c.unseen += n
+	r.c.expected += n * members
+	r.c.missing += n * members
 }
 
 // Finish settles everything still awaited (the run is over: what has not
@@ -500,6 +534,7 @@ func (t *Tracker) Finish() (*result.Broadcast, error) {
 		for r.started && r.base < r.top {
 			t.settleOne(r, r.base)
 		}
+		t.unseen(r)
 		r.mu.Unlock()
 	}
 	out := &result.Broadcast{
@@ -544,6 +579,7 @@ func (t *Tracker) Finish() (*result.Broadcast, error) {
 	}
 	out.FannedOut, out.Expected, out.Delivered, out.Missing = all.fannedOut, all.expected, all.delivered, all.missing
 	out.Duplicated, out.Extra, out.Late, out.Complete = all.duplicated, all.extra+t.extra.Load(), all.late, all.complete
+	out.Unseen = all.unseen
 	h, err := result.FromHDR(fan)
 	if err != nil {
 		return nil, err

@@ -175,3 +175,56 @@ func TestRoomSizes(t *testing.T) {
 		t.Errorf("ringSize(1000/s, 1s) = %d, want a power of two >= 4000", got)
 	}
 }
+
+// A UDP member repeats its join every KeepAliveEvery, riding on a
+// delivery; the repeat and its answer change no membership.
+func TestMemberKeepAlive(t *testing.T) {
+	tr, ms := newTracker(1, false, false)
+	tr.udp, tr.b.ChurnEvery = true, 0
+	ms[0].udp = true
+	m := ms[0]
+	feed(t, tr, ms, 1, []step{{'j', 0, 0}})
+	room := []byte("r")
+	m.Deliver(room, 0, 1, 0, 1000)
+	if m.Due() {
+		t.Fatal("a repeat due at once")
+	}
+	m.Deliver(room, 1, 1, 0, 1000+int64(KeepAliveEvery))
+	if !m.Due() {
+		t.Fatal("no repeat due after KeepAliveEvery")
+	}
+	b, ok := m.AppendControl(nil)
+	if !ok || b[0] != 'J' || tr.rooms[0].changing != 0 {
+		t.Fatalf("repeat %q ok %v, room changing %d: want a J that changes nothing", b, ok, tr.rooms[0].changing)
+	}
+	if !m.Joined(room, 2) || len(tr.rooms[0].spans) != 1 || m.from != 0 {
+		t.Fatalf("the answer to a repeat changed the membership: spans %v, from %d", tr.rooms[0].spans, m.from)
+	}
+	if m.Joined(room, 2) {
+		t.Fatal("a second answer to one repeat accepted")
+	}
+	m.Deliver(room, 2, 1, 0, 2000+int64(KeepAliveEvery))
+	res, _ := tr.Finish()
+	if res.Delivered != 3 || res.Missing != 0 || res.Extra != 0 {
+		t.Errorf("delivered %d missing %d extra %d, want 3 0 0", res.Delivered, res.Missing, res.Extra)
+	}
+}
+
+// Publishes no member received and whose number no member saw count as
+// missed by every member the room had at its last numbered publish.
+func TestTrackerUnseen(t *testing.T) {
+	tr, ms := newTracker(2, false, false)
+	feed(t, tr, ms, 2, []step{{'j', 0, 0}, {'j', 1, 0}, {'d', 0, 0}, {'d', 1, 0}})
+	for range 3 {
+		tr.Published(0, 0)
+	}
+	tr.Sweep(int64(3 * time.Second))
+	ms[0].End()
+	ms[1].End()
+	tr.Sweep(int64(4 * time.Second)) // members ended at the last number: still counted
+	b, _ := tr.Finish()
+	if b.FannedOut != 1 || b.Unseen != 2 || b.Expected != 6 || b.Missing != 4 || b.Delivered != 2 {
+		t.Errorf("fanned out %d unseen %d expected %d missing %d delivered %d, want 1 2 6 4 2",
+			b.FannedOut, b.Unseen, b.Expected, b.Missing, b.Delivered)
+	}
+}
