@@ -91,7 +91,7 @@ func (r *resolver) broadcast(p *plan.Plan, lim Limits) *plan.Broadcast {
 	if len(b.Rooms) == 0 {
 		return b
 	}
-	if lim.MaxConns > 0 && subs+publishers > lim.MaxConns {
+	if lim.MaxConns > 0 && subs <= lim.MaxConns && subs+publishers > lim.MaxConns { // more subscribers alone: the phase says so
 		r.failf("phases[0].conns", "%d subscribers and %d publishers need more open files than the limit allows (at most %d connections here); lower conns or run several processes",
 			subs, publishers, lim.MaxConns)
 	}

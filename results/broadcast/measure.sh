@@ -70,6 +70,15 @@ $sb run broadcast --target ws://127.0.0.1:18080/ --find-max conns --conns 2000 -
 	--out $out/capacity.json > $out/capacity.txt 2>&1
 echo "exit code: $?" >> $out/capacity.txt
 unserve $out/capacity.txt
+# The same at 40 publishes/s per room (four times the deliveries per
+# subscriber), so that a step breaks within the open-files limit.
+serve --ws 127.0.0.1:18080
+$sb run broadcast --target ws://127.0.0.1:18080/ --find-max conns --conns 2000 --rooms 100 --publishers 2 \
+	--publish-rate 40 --connect-rate 5000 --warmup 3s --duration 15s --quiet \
+	--until 'p99>50ms' --until 'delivery<100%' --until 'error_rate>0%' \
+	--out $out/capacity40.json > $out/capacity40.txt 2>&1
+echo "exit code: $?" >> $out/capacity40.txt
+unserve $out/capacity40.txt
 }
 
 floor() {
