@@ -444,6 +444,7 @@ phases:
 		{"inflight in open loop", []string{"run", "echo", "--inflight", "8"}, `--inflight: only applies to closed mode`},
 		{"zero inflight", []string{"run", "ping", "--inflight", "0"}, `--inflight: must be >= 1`},
 		{"serve zero loops", []string{"serve", "--loops", "0"}, `--loops`},
+		{"serve max-pending too small", []string{"serve", "--max-pending", "1000"}, `--max-pending 1000: want at least 65536 bytes`},
 		{"scheme against transport", []string{"run", "echo-tcp", "--target", "ws://127.0.0.1:1/"}, `--target: scheme ws:// does not match transport: tcp`},
 		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
 		{"scenarios with args", []string{"scenarios", "x"}, `takes no arguments`},

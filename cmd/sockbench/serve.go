@@ -43,6 +43,7 @@ func serveCmd() command {
 			idle := fs.Duration("idle-timeout", 0, "close connections idle this long (0: never)")
 			loops := fs.Int("loops", runtime.GOMAXPROCS(0), "event loops serving the connections, one OS thread each (Linux)")
 			udpTTL := fs.Duration("udp-member-ttl", targets.DefaultUDPMemberTTL, "a UDP room member that sends nothing this long leaves its rooms (Linux)")
+			maxPending := fs.Int("max-pending", targets.DefaultMaxPending, "bytes queued for one connection that is not reading: echo stops reading from it, room deliveries beyond it are dropped and counted (Linux; at least 65536)")
 			return func(args []string, stdout, stderr io.Writer) error {
 				if len(args) != 0 {
 					return &usageError{fmt.Sprintf("serve takes no arguments (got %q)", args)}
@@ -50,10 +51,13 @@ func serveCmd() command {
 				if *loops < 1 {
 					return &usageError{fmt.Sprintf("--loops %d: want at least 1", *loops)}
 				}
+				if *maxPending < targets.MinMaxPending {
+					return &usageError{fmt.Sprintf("--max-pending %d: want at least %d bytes", *maxPending, targets.MinMaxPending)}
+				}
 				if *udpTTL <= 0 {
 					return &usageError{fmt.Sprintf("--udp-member-ttl %v: want a positive duration", *udpTTL)}
 				}
-				cfg := targets.Config{WS: *wsAddr, TCP: *tcpAddr, UDP: *udpAddr, MaxFrame: *maxFrame, IdleTimeout: *idle, Loops: *loops, UDPMemberTTL: *udpTTL,
+				cfg := targets.Config{WS: *wsAddr, TCP: *tcpAddr, UDP: *udpAddr, MaxFrame: *maxFrame, IdleTimeout: *idle, Loops: *loops, UDPMemberTTL: *udpTTL, MaxPending: *maxPending,
 					Logf: func(format string, a ...any) { fmt.Fprintf(stderr, "sockbench serve: "+format+"\n", a...) }}
 				if cfg.WS == "" && cfg.TCP == "" && cfg.UDP == "" {
 					cfg.WS = "127.0.0.1:8080"
