@@ -48,7 +48,7 @@ func runPair(ctx context.Context, arg string, o scenarios.Overrides, f runFlags,
 		if err != nil {
 			return err
 		}
-		if r.Interrupted {
+		if r.Interrupted || r.Aborted != nil {
 			return verdict(r)
 		}
 		runs[i] = r

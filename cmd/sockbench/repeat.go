@@ -35,7 +35,7 @@ func runRepeated(ctx context.Context, spec *scenarios.Spec, p *plan.Plan, lim sc
 			return nil, err
 		}
 		runs = append(runs, r)
-		if r.Interrupted {
+		if r.Interrupted || r.Aborted != nil {
 			break
 		}
 	}
