@@ -202,6 +202,11 @@ func Measured(t result.ThresholdResult) string {
 	if t.Reason != "" {
 		return "not measurable: " + t.Reason
 	}
+	if t.Room != "" {
+		room := t
+		room.Room = ""
+		return Measured(room) + " in the worst room, " + t.Room
+	}
 	switch t.Unit {
 	case "ns":
 		return "measured " + dur(int64(t.Measured))

@@ -141,6 +141,9 @@ type ThresholdResult struct {
 	// Reason says why the metric could not be measured (no samples, no
 	// messages sent); such a threshold fails.
 	Reason string `json:"reason,omitempty"`
+	// Room names the worst per-room entry for the room metrics
+	// (room_latency, room_delivery): the one whose value is Measured.
+	Room string `json:"room,omitempty"`
 }
 
 // Abort is the threshold that stopped a run early (run --abort-on-fail),
