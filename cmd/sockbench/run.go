@@ -259,6 +259,36 @@ func buildSpec(arg string, o scenarios.Overrides, thresholds []string) (*scenari
 // writes its result to out (a default name when empty). A capacity search
 // (--find-max) reports and writes its steps itself and returns no result.
 func execute(ctx context.Context, spec *scenarios.Spec, f runFlags, out string, stdout, stderr io.Writer) (*result.Result, error) {
+	x, err := prepare(spec, f, out, stderr)
+	if err != nil {
+		return nil, err
+	}
+	if f.search != nil {
+		// Each step's progress shares the terminal with the step lines.
+		return nil, runCapacity(ctx, spec, x.p, f.search, x.lim, x.opts, x.path, afterStatus{x.progress, stdout}, afterStatus{x.progress, stderr}) // capacity.go
+	}
+	// repeat.go; the status line is ended before each repetition's message and after the last
+	r, err := runRepeated(ctx, spec, x.p, x.lim, x.opts, f.count, afterStatus{x.progress, stderr})
+	x.progress.Done()
+	if err != nil {
+		return nil, err
+	}
+	return x.finish(r, stdout, stderr)
+}
+
+// prepared is a scenario planned and ready to run: what execute needs
+// before the run and after it.
+type prepared struct {
+	p        *plan.Plan
+	lim      scenarios.Limits
+	opts     scenarios.RunOptions
+	path     string // the result file
+	html     string // --html, or ""
+	progress *reporters.ProgressPrinter
+}
+
+// prepare plans spec, says what will run and sets up its progress.
+func prepare(spec *scenarios.Spec, f runFlags, out string, stderr io.Writer) (*prepared, error) {
 	limit := raiseOpenFiles()
 	lim := scenarios.Limits{MaxConns: maxConns(limit, spec)}
 	p, err := spec.Plan(lim)
@@ -290,16 +320,12 @@ func execute(ctx context.Context, spec *scenarios.Spec, f runFlags, out string, 
 			progress.Interval(iv)
 		}
 	}
-	if f.search != nil {
-		// Each step's progress shares the terminal with the step lines.
-		return nil, runCapacity(ctx, spec, p, f.search, lim, opts, path, afterStatus{progress, stdout}, afterStatus{progress, stderr}) // capacity.go
-	}
-	// repeat.go; the status line is ended before each repetition's message and after the last
-	r, err := runRepeated(ctx, spec, p, lim, opts, f.count, afterStatus{progress, stderr})
-	progress.Done()
-	if err != nil {
-		return nil, err
-	}
+	return &prepared{p: p, lim: lim, opts: opts, path: path, html: f.html, progress: progress}, nil
+}
+
+// finish prints r's summary and writes its result file (and --html).
+func (x *prepared) finish(r *result.Result, stdout, stderr io.Writer) (*result.Result, error) {
+	path := x.path
 	if err := reporters.Text(stdout, r); err != nil {
 		return nil, err
 	}
@@ -313,11 +339,11 @@ func execute(ctx context.Context, spec *scenarios.Spec, f runFlags, out string, 
 		return nil, &scenarios.RunError{Err: fmt.Errorf("%w; the result was written to %s instead", err, fallback)}
 	}
 	fmt.Fprintf(stderr, "sockbench: result written to %s\n", path)
-	if f.html != "" {
-		if err := writeReport(f.html, "html", r); err != nil {
+	if x.html != "" {
+		if err := writeReport(x.html, "html", r); err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(stderr, "sockbench: HTML report written to %s\n", f.html)
+		fmt.Fprintf(stderr, "sockbench: HTML report written to %s\n", x.html)
 	}
 	return r, nil
 }
