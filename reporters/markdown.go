@@ -20,6 +20,9 @@ func Markdown(w io.Writer, r *result.Result) error {
 			verdict = "**FAILED**"
 		}
 	}
+	if r.Aborted != nil {
+		verdict = "**FAILED** (aborted)"
+	}
 	fmt.Fprintf(&b, "### sockbench %s: %s\n\n", p.Name, verdict)
 	target := p.Target
 	if p.Embedded {
@@ -30,6 +33,9 @@ func Markdown(w io.Writer, r *result.Result) error {
 		fmt.Fprintf(&b, " in %d repetitions", n)
 	}
 	b.WriteString(".\n\n")
+	if a := r.Aborted; a != nil {
+		fmt.Fprintf(&b, "**Aborted** at %s (`--abort-on-fail`): %s. The figures are partial.\n\n", dur(a.AtNs), a.Reason)
+	}
 	b.WriteString("| | count | p50 | p90 | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|\n")
 	for _, name := range []string{result.Latency, result.ServiceTime, result.Connect, result.SendLag} {
 		h := r.Histograms[name]

@@ -42,6 +42,10 @@ func Text(w io.Writer, r *result.Result) error {
 	if r.Interrupted {
 		fmt.Fprintf(&b, "  INTERRUPTED: partial result, measured up to %s\n", dur(win.EndNs))
 	}
+	if a := r.Aborted; a != nil {
+		fmt.Fprintf(&b, "  ABORTED    at %s (--abort-on-fail): %s; %s then; a partial result, measured up to %s\n",
+			dur(a.AtNs), a.Reason, Measured(result.ThresholdResult{Unit: a.Unit, Measured: a.Measured}), dur(win.EndNs))
+	}
 	b.WriteString("\n")
 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -197,6 +201,11 @@ func bytesIEC(n int64) string {
 func Measured(t result.ThresholdResult) string {
 	if t.Reason != "" {
 		return "not measurable: " + t.Reason
+	}
+	if t.Room != "" {
+		room := t
+		room.Room = ""
+		return Measured(room) + " in the worst room, " + t.Room
 	}
 	switch t.Unit {
 	case "ns":

@@ -167,7 +167,7 @@ func TestParseErrors(t *testing.T) {
 		{"threshold unit typo", head + "    rate: 100\nthresholds:\n  - \"p99<20mz\"\n",
 			`t.yaml:7:5: thresholds[0]: "p99<20mz": unknown unit "mz" (want ns, us, ms, s)`},
 		{"threshold metric typo", head + "    rate: 100\nthresholds:\n  - p99 < 1s\n  - latncy.p99 < 20ms\n",
-			`t.yaml:8:5: thresholds[1]: "latncy.p99 < 20ms": unknown metric "latncy"; did you mean "latency"? (want latency, service_time, connect, send_lag, error_rate, loss, throughput, rate_ratio, delivery, fanout)`},
+			`t.yaml:8:5: thresholds[1]: "latncy.p99 < 20ms": unknown metric "latncy"; did you mean "latency"? (want latency, service_time, connect, send_lag, error_rate, loss, throughput, rate_ratio, delivery, fanout, room_latency, room_delivery)`},
 		{"threshold a number", head + "    rate: 100\nthresholds:\n  - 5\n",
 			`t.yaml:7:5: thresholds[0]: want a threshold like "p99 < 50ms", got 5`},
 		{"threshold a mapping", head + "    rate: 100\nthresholds:\n  - p99: 50ms\n",

@@ -39,11 +39,21 @@ type RunOptions struct {
 	Logf     func(format string, args ...any) // rare events; may be nil
 	// OpenFiles is the open-files limit in force, recorded in the result.
 	OpenFiles uint64
+	// AbortOnFail checks the spec's thresholds on the cumulative data after
+	// each interval (about once a second) while the measured window runs,
+	// and stops the run as an interrupt would when one fails for good
+	// (Threshold.FinalOnFailure), or fails at all once AbortDelay of the
+	// measured window has passed. The result then has Aborted set.
+	AbortOnFail bool
+	// AbortDelay is the measured time, ns, before AbortOnFail judges
+	// thresholds whose verdict can still change; 0 = DefaultAbortDelay.
+	AbortDelay time.Duration
 }
 
 // Run executes p (resolved from spec) and returns what was measured. On
 // interrupt (ctx cancelled) it returns the partial result with Interrupted
-// set and a nil error. A target that cannot be reached is a *RunError.
+// set and a nil error; stopped by opts.AbortOnFail, the partial result with
+// Aborted set. A target that cannot be reached is a *RunError.
 func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*result.Result, error) {
 	if p.Target.Embedded {
 		srv, err := startReference(p, opts.Logf)
@@ -85,6 +95,45 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 
 	var mu sync.Mutex
 	phaseIdx := -1
+	var winStart int64 // measured window start, ns; 0 until it begins
+	driveCtx, stopDrive := context.WithCancel(ctx)
+	defer stopDrive()
+	var aborted *result.Abort // set by the collector before it stops the drive
+	delay := opts.AbortDelay
+	if delay <= 0 {
+		delay = DefaultAbortDelay
+	}
+	var planned int64 // the measured window's planned length, ns
+	for _, ph := range p.Phases {
+		planned += int64(ph.Duration)
+	}
+	// checkAbort checks the thresholds on the data so far (AbortOnFail)
+	// and stops the drive when one fails for good or after the delay.
+	checkAbort := func(now int64) bool {
+		mu.Lock()
+		start := winStart
+		mu.Unlock()
+		if start > 0 && now >= start+planned {
+			return false // the window is over: the final check decides
+		}
+		c, h, err := set.Snapshot()
+		if err != nil {
+			return false
+		}
+		window := int64(0)
+		if start > 0 {
+			window = now - start
+		}
+		a := earlyAbort(spec.Thresholds, snapshot(c, h, p, start, now), now, window, delay)
+		if a == nil {
+			return false
+		}
+		mu.Lock()
+		aborted = a
+		mu.Unlock()
+		stopDrive()
+		return true
+	}
 	var intervals []result.Interval
 	last := int64(0)
 	collect := func(now int64) {
@@ -136,16 +185,23 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 		for {
 			select {
 			case <-t.C:
-				collect(clk.Now())
+				now := clk.Now()
+				collect(now)
+				if opts.AbortOnFail && len(spec.Thresholds) > 0 && checkAbort(now) {
+					return
+				}
 			case <-done:
 				return
 			}
 		}
 	}()
 
-	tl := engine.Drive(ctx, eng, p, clk, set, engine.Hooks{Phase: func(i int, _ int64) {
+	tl := engine.Drive(driveCtx, eng, p, clk, set, engine.Hooks{Phase: func(i int, ns int64) {
 		mu.Lock()
 		phaseIdx = i
+		if i == 0 {
+			winStart = ns
+		}
 		mu.Unlock()
 	}})
 	close(done)
@@ -180,7 +236,8 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 		},
 		Env:         environment(opts),
 		StartedAt:   startedAt,
-		Interrupted: tl.Interrupted,
+		Interrupted: tl.Interrupted && aborted == nil,
+		Aborted:     aborted,
 		Window:      result.Window{RampEndNs: tl.RampEnd, StartNs: tl.Start, EndNs: tl.End, DrainEndNs: tl.DrainEnd},
 		Counters:    counters,
 		Histograms:  hists,
@@ -317,7 +374,7 @@ func selfCheck(r *result.Result, p *plan.Plan, used cpu, wall time.Duration) res
 		s.Saturated = true
 		s.Warnings = append(s.Warnings, fmt.Sprintf("sends ran late: send lag p99 %s (limit %s); the load generator could not keep the schedule, so latency includes its own delay", time.Duration(lag.P99), maxSendLagP99))
 	}
-	if secs := r.Window.Seconds(); p.Mode == plan.Open && secs > 0 && !r.Interrupted && r.Counters.ConnsFailed == 0 && r.Counters.ConnsDropped == 0 {
+	if secs := r.Window.Seconds(); p.Mode == plan.Open && secs > 0 && !r.Interrupted && r.Aborted == nil && r.Counters.ConnsFailed == 0 && r.Counters.ConnsDropped == 0 {
 		achieved := float64(r.Counters.Sent) / secs
 		if planned := r.PlannedRate(); achieved < minRateRatio*planned && r.Counters.HeldBack+r.Counters.Unsent == 0 {
 			s.Saturated = true

@@ -27,8 +27,14 @@ import (
 //	rate_ratio    achieved send rate over planned send rate                     ratio
 //	delivery      broadcast: deliveries made over deliveries owed               ratio
 //	fanout        broadcast: publish to its last owed delivery                  ns
+//	room_latency  broadcast: latency of each per-room entry; all must hold      ns
+//	room_delivery broadcast: delivery of each per-room entry; all must hold     ratio
 //
-// latency, service_time, connect, send_lag and fanout take a stat: pNN (p50, p90, p99, p99.9, p99.99, any
+// The room metrics hold when they hold for every entry of the result's
+// per_room list (the largest rooms, and the rest as one entry); the
+// measured value is the worst entry's, named in ThresholdResult.Room.
+//
+// latency, service_time, connect, send_lag, fanout and room_latency take a stat: pNN (p50, p90, p99, p99.9, p99.99, any
 // percentile above 0 and up to 100), min, max or mean, and a value with a unit
 // of ns, us (or µs), ms or s. Ratios are written as a fraction (0.001) or a
 // percentage (0.1%) and stored as a fraction.
@@ -82,6 +88,8 @@ var thresholdMetrics = []struct {
 	{"rate_ratio", ratioMetric},
 	{"delivery", ratioMetric},
 	{"fanout", durationMetric},
+	{"room_latency", durationMetric},
+	{"room_delivery", ratioMetric},
 }
 
 func metricNames() []string {
@@ -295,6 +303,21 @@ func splitNumber(s string) (float64, string, bool) {
 	return v, s[i:], true
 }
 
+// holds reports whether a measured value v passes t.
+func (t Threshold) holds(v float64) bool {
+	switch t.Op {
+	case "<":
+		return v < t.Value
+	case "<=":
+		return v <= t.Value
+	case ">":
+		return v > t.Value
+	case ">=":
+		return v >= t.Value
+	}
+	return false
+}
+
 // Check measures t's metric in r and compares it. A metric that cannot be
 // measured (a histogram with no samples, no message sent, a closed loop's
 // rate_ratio) fails, with the reason.
@@ -306,23 +329,50 @@ func (t Threshold) Check(r *result.Result) result.ThresholdResult {
 			out.Source = fmt.Sprintf("%s:%d:%d", t.File, t.Line, t.Col)
 		}
 	}
-	v, reason := t.measure(r)
+	var v float64
+	var reason string
+	if strings.HasPrefix(t.Metric, "room_") {
+		v, out.Room, reason = t.measureRooms(r)
+	} else {
+		v, reason = t.measure(r)
+	}
 	if reason != "" {
 		out.Reason = reason
 		return out
 	}
 	out.Measured = v
-	switch t.Op {
-	case "<":
-		out.Pass = v < t.Value
-	case "<=":
-		out.Pass = v <= t.Value
-	case ">":
-		out.Pass = v > t.Value
-	case ">=":
-		out.Pass = v >= t.Value
-	}
+	out.Pass = t.holds(v)
 	return out
+}
+
+// measureRooms measures a room metric in each per-room entry of r and
+// returns the worst entry's value and name: the highest for < and <=, the
+// lowest for > and >=, so that the threshold holds for every entry exactly
+// when it holds for the worst. Entries with nothing to measure (no latency
+// samples, no delivery owed) are left out.
+func (t Threshold) measureRooms(r *result.Result) (float64, string, string) {
+	if r.Broadcast == nil {
+		return 0, "", "not a broadcast run"
+	}
+	base := t
+	base.Metric = strings.TrimPrefix(t.Metric, "room_")
+	var worst float64
+	var name string
+	for _, room := range r.Broadcast.PerRoom {
+		one := &result.Result{Histograms: map[string]*result.Histogram{result.Latency: room.Latency},
+			Broadcast: &result.Broadcast{Expected: room.Expected, Delivered: room.Delivered}}
+		v, reason := base.measure(one)
+		if reason != "" {
+			continue
+		}
+		if name == "" || (t.Op[0] == '<' && v > worst) || (t.Op[0] == '>' && v < worst) {
+			worst, name = v, room.Name
+		}
+	}
+	if name == "" {
+		return 0, "", "no room has " + map[bool]string{true: "latency samples", false: "deliveries owed"}[base.Metric == "latency"]
+	}
+	return worst, name, ""
 }
 
 // measure returns t's metric in r, or why it cannot be measured.

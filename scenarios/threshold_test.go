@@ -35,6 +35,8 @@ func TestParseThreshold(t *testing.T) {
 		{"throughput >= 9500 msg/s", "throughput", "", ">=", "msg/s", 9500},
 		{"rate_ratio >= 0.99", "rate_ratio", "", ">=", "ratio", 0.99},
 		{"rate_ratio > 95%", "rate_ratio", "", ">", "ratio", 0.95},
+		{"room_latency.p99 < 50ms", "room_latency", "p99", "<", "ns", 50e6},
+		{"room_delivery >= 99.9%", "room_delivery", "", ">=", "ratio", 0.999},
 	}
 	for _, tt := range tests {
 		th, err := ParseThreshold(tt.expr)
@@ -62,10 +64,10 @@ func TestParseThresholdErrors(t *testing.T) {
 		{"< 20ms", `"< 20ms": nothing before <; want a stat such as p99 or a metric such as error_rate`},
 		{"p99 <", `"p99 <": no value after <`},
 		{"", `empty threshold; want one like "p99 < 50ms"`},
-		{"latancy.p99 < 20ms", `"latancy.p99 < 20ms": unknown metric "latancy"; did you mean "latency"? (want latency, service_time, connect, send_lag, error_rate, loss, throughput, rate_ratio, delivery, fanout)`},
-		{"jitter.p99 < 20ms", `"jitter.p99 < 20ms": unknown metric "jitter" (want latency, service_time, connect, send_lag, error_rate, loss, throughput, rate_ratio, delivery, fanout)`},
-		{"errors < 1%", `"errors < 1%": unknown stat or metric "errors"; stats are p50, p90, p99, p99.9, p99.99 (any pNN), min, max or mean; metrics are latency, service_time, connect, send_lag, error_rate, loss, throughput, rate_ratio, delivery, fanout`},
-		{"eror_rate < 1%", `"eror_rate < 1%": unknown metric "eror_rate"; did you mean "error_rate"? (want latency, service_time, connect, send_lag, error_rate, loss, throughput, rate_ratio, delivery, fanout)`},
+		{"latancy.p99 < 20ms", `"latancy.p99 < 20ms": unknown metric "latancy"; did you mean "latency"? (want latency, service_time, connect, send_lag, error_rate, loss, throughput, rate_ratio, delivery, fanout, room_latency, room_delivery)`},
+		{"jitter.p99 < 20ms", `"jitter.p99 < 20ms": unknown metric "jitter" (want latency, service_time, connect, send_lag, error_rate, loss, throughput, rate_ratio, delivery, fanout, room_latency, room_delivery)`},
+		{"errors < 1%", `"errors < 1%": unknown stat or metric "errors"; stats are p50, p90, p99, p99.9, p99.99 (any pNN), min, max or mean; metrics are latency, service_time, connect, send_lag, error_rate, loss, throughput, rate_ratio, delivery, fanout, room_latency, room_delivery`},
+		{"eror_rate < 1%", `"eror_rate < 1%": unknown metric "eror_rate"; did you mean "error_rate"? (want latency, service_time, connect, send_lag, error_rate, loss, throughput, rate_ratio, delivery, fanout, room_latency, room_delivery)`},
 		{"latency.avg < 5ms", `"latency.avg < 5ms": unknown stat "avg" (want p50, p90, p99, p99.9, p99.99 (any pNN), min, max or mean)`},
 		{"latency.mena < 5ms", `"latency.mena < 5ms": unknown stat "mena"; did you mean "mean"? (want p50, p90, p99, p99.9, p99.99 (any pNN), min, max or mean)`},
 		{"p99x < 5ms", `"p99x < 5ms": unknown stat "p99x"; did you mean "p99"? (want p50, p90, p99, p99.9, p99.99 (any pNN), min, max or mean)`},
@@ -214,5 +216,83 @@ func TestThresholdCheckNotMeasurable(t *testing.T) {
 	th.File, th.Line, th.Col = "s.yaml", 7, 5
 	if got := th.Check(empty).Source; got != "s.yaml:7:5" {
 		t.Errorf("source %q, want s.yaml:7:5", got)
+	}
+}
+
+// roomResult is a broadcast run with three per-room entries: room-0 with
+// latencies 1..10 ms and every delivery made, room-1 with 2..20 ms and 990
+// of 1,000, and the aggregate of the rest with 1..10 ms and 999 of 1,000.
+func roomResult(t *testing.T) *result.Result {
+	t.Helper()
+	hist := func(step int64) *result.Histogram {
+		h := result.NewHistogram()
+		for v := int64(1); v <= 10 && step > 0; v++ {
+			if err := h.RecordValues(v*step, 100); err != nil {
+				t.Fatal(err)
+			}
+		}
+		x, err := result.FromHDR(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	return &result.Result{Broadcast: &result.Broadcast{Expected: 3000, Delivered: 2989, PerRoom: []result.RoomResult{
+		{Name: "room-0", Rooms: 1, Expected: 1000, Delivered: 1000, Latency: hist(1e6)},
+		{Name: "room-1", Rooms: 1, Expected: 1000, Delivered: 990, Latency: hist(2e6)},
+		{Name: "(8 other rooms)", Rooms: 8, Expected: 1000, Delivered: 999, Latency: hist(1e6)},
+		{Name: "room-9", Rooms: 1, Latency: hist(0)}, // step 0: nothing owed, no samples: left out
+	}}}
+}
+
+// The room metrics hold when every per-room entry holds; the measured value
+// is the worst entry's, and Room names it.
+func TestThresholdCheckRooms(t *testing.T) {
+	t.Parallel()
+	r := roomResult(t)
+	for _, tc := range []struct {
+		expr     string
+		pass     bool
+		measured float64 // approximately (HDR precision)
+		room     string
+	}{
+		{"room_latency.p99 < 50ms", true, 20e6, "room-1"},
+		{"room_latency.p99 < 15ms", false, 20e6, "room-1"},
+		{"room_latency.p50 <= 10.1ms", true, 10e6, "room-1"},
+		{"room_latency.max < 10ms", false, 20e6, "room-1"},
+		{"room_latency.min > 1.5ms", false, 1e6, "room-0"}, // >: the worst is the lowest
+		{"room_delivery >= 99%", true, 0.99, "room-1"},
+		{"room_delivery >= 99.9%", false, 0.99, "room-1"},
+		{"room_delivery < 100%", false, 1, "room-0"}, // <: the worst is the highest
+	} {
+		th, err := ParseThreshold(tc.expr)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.expr, err)
+		}
+		got := th.Check(r)
+		if got.Pass != tc.pass || got.Room != tc.room || got.Reason != "" {
+			t.Errorf("%s: pass %v, room %q (reason %q); want pass %v, room %q", tc.expr, got.Pass, got.Room, got.Reason, tc.pass, tc.room)
+		}
+		if math.Abs(got.Measured-tc.measured) > 0.01*tc.measured {
+			t.Errorf("%s: measured %v, want about %v", tc.expr, got.Measured, tc.measured)
+		}
+	}
+	for _, tc := range []struct {
+		expr   string
+		r      *result.Result
+		reason string
+	}{
+		{"room_latency.p99 < 1s", &result.Result{}, "not a broadcast run"},
+		{"room_delivery > 99%", &result.Result{}, "not a broadcast run"},
+		{"room_latency.p99 < 1s", &result.Result{Broadcast: &result.Broadcast{}}, "no room has latency samples"},
+		{"room_delivery > 99%", &result.Result{Broadcast: &result.Broadcast{}}, "no room has deliveries owed"},
+	} {
+		th, err := ParseThreshold(tc.expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := th.Check(tc.r); got.Pass || got.Reason != tc.reason {
+			t.Errorf("%s: pass %v, reason %q; want a failure because %q", tc.expr, got.Pass, got.Reason, tc.reason)
+		}
 	}
 }

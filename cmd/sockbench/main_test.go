@@ -557,6 +557,7 @@ type dropServer struct {
 	echoN    int
 	swallowN int
 	mode     func(connID uint32) closeMode
+	delay    time.Duration // held before each echo
 
 	mu    sync.Mutex
 	conns []net.Conn
@@ -565,11 +566,17 @@ type dropServer struct {
 
 func startDropServer(t *testing.T, echoN, swallowN int, mode func(uint32) closeMode) string {
 	t.Helper()
+	return serveDrop(t, &dropServer{echoN: echoN, swallowN: swallowN, mode: mode})
+}
+
+// serveDrop starts s on a loopback port and returns its tcp:// URL.
+func serveDrop(t *testing.T, s *dropServer) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &dropServer{ln: ln, echoN: echoN, swallowN: swallowN, mode: mode}
+	s.ln = ln
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -633,6 +640,7 @@ func (s *dropServer) serve(c *net.TCPConn) {
 			_, _ = io.Copy(io.Discard, br)
 			return
 		case mode == keepOpen || n < s.echoN:
+			time.Sleep(s.delay)
 			if _, err := c.Write(frame); err != nil {
 				return
 			}

@@ -23,7 +23,8 @@ type side struct {
 	spec  *scenarios.Spec
 }
 
-// runPair runs two specs one after the other (each --count times), prints
+// runPair runs two specs one after the other (with --count N, their
+// repetitions taking turns: see runInterleaved), prints
 // each summary, then the two side by side with ratios, and writes both
 // results: --out with "-LABEL" before the extension, or the default names.
 // Thresholds are checked against each; exit 1 if any failed on either.
@@ -33,22 +34,22 @@ func runPair(ctx context.Context, arg string, o scenarios.Overrides, f runFlags,
 		return err
 	}
 	var runs [2]*result.Result
+	if f.count > 1 {
+		if runs, err = runInterleaved(ctx, sides, f, stdout, stderr); err != nil {
+			return err
+		}
+	}
 	for i, s := range sides {
+		if runs[i] != nil {
+			continue // interleaved
+		}
 		fmt.Fprintf(stderr, "sockbench: %s run (%d of 2)\n", s.label, i+1)
-		out := ""
-		if f.out != "" {
-			ext := filepath.Ext(f.out)
-			out = strings.TrimSuffix(f.out, ext) + "-" + s.label + ext
-		}
-		side := f
-		if f.html != "" {
-			side.html = strings.TrimSuffix(f.html, filepath.Ext(f.html)) + "-" + s.label + filepath.Ext(f.html)
-		}
+		side, out := sideFlags(f, s.label)
 		r, err := execute(ctx, s.spec, side, out, stdout, stderr)
 		if err != nil {
 			return err
 		}
-		if r.Interrupted {
+		if r.Interrupted || r.Aborted != nil {
 			return verdict(r)
 		}
 		runs[i] = r
@@ -78,6 +79,76 @@ func runPair(ctx context.Context, arg string, o scenarios.Overrides, f runFlags,
 		}
 	}
 	return nil
+}
+
+// sideFlags are the run flags of one side of a pair and its result file:
+// --out and --html with "-LABEL" before the extension.
+func sideFlags(f runFlags, label string) (runFlags, string) {
+	out := ""
+	if f.out != "" {
+		ext := filepath.Ext(f.out)
+		out = strings.TrimSuffix(f.out, ext) + "-" + label + ext
+	}
+	if f.html != "" {
+		f.html = strings.TrimSuffix(f.html, filepath.Ext(f.html)) + "-" + label + filepath.Ext(f.html)
+	}
+	return f, out
+}
+
+// runInterleaved runs the two sides' --count repetitions in turn (first,
+// second, first, second, ...), so that whatever drifts on the machine
+// during the sequence (other load, CPU frequency, a warming cache) falls on
+// both sides alike rather than on the side that ran last. Each side's
+// repetitions are merged as runRepeated merges them, then its summary is
+// printed and its result written. An interrupted or aborted repetition ends
+// the sequence; the sides' results are written with what ran, and the
+// error is that repetition's verdict.
+func runInterleaved(ctx context.Context, sides [2]side, f runFlags, stdout, stderr io.Writer) ([2]*result.Result, error) {
+	var (
+		runs    [2]*result.Result
+		xs      [2]*prepared
+		rps     [2]*repeater
+		stopped *result.Result
+	)
+	for i, s := range sides {
+		sf, out := sideFlags(f, s.label)
+		x, err := prepare(s.spec, sf, out, stderr)
+		if err != nil {
+			return runs, err
+		}
+		xs[i], rps[i] = x, &repeater{spec: s.spec, p: x.p, lim: x.lim, opts: x.opts}
+	}
+	for n := 1; n <= f.count && stopped == nil; n++ {
+		for i, s := range sides {
+			fmt.Fprintf(afterStatus{xs[i].progress, stderr}, "sockbench: %s repetition %d of %d (taking turns with the %s)\n", s.label, n, f.count, sides[1-i].label)
+			r, err := rps[i].once(ctx)
+			xs[i].progress.Done()
+			if err != nil {
+				return runs, err
+			}
+			if r.Interrupted || r.Aborted != nil {
+				stopped = r
+				break
+			}
+		}
+	}
+	for i := range sides {
+		if len(rps[i].runs) == 0 {
+			continue // stopped before this side's first repetition
+		}
+		m, err := rps[i].merged()
+		if err != nil {
+			return runs, err
+		}
+		if runs[i], err = xs[i].finish(m, stdout, stderr); err != nil {
+			return runs, err
+		}
+		fmt.Fprintln(stdout)
+	}
+	if stopped != nil {
+		return runs, verdict(stopped)
+	}
+	return runs, nil
 }
 
 // pairSides builds the two specs of tcp-vs-udp or of --against reference.

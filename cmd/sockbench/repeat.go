@@ -16,35 +16,60 @@ import (
 // repetition summarised in Result.Repetitions. Thresholds are checked
 // against the merged result. p is the first run's plan; each later run is
 // planned again, since Run points an embedded target at its own server. An
-// interrupted repetition ends the sequence.
+// interrupted or aborted repetition ends the sequence.
 func runRepeated(ctx context.Context, spec *scenarios.Spec, p *plan.Plan, lim scenarios.Limits, opts scenarios.RunOptions, count int, stderr io.Writer) (*result.Result, error) {
 	if count <= 1 {
 		return scenarios.Run(ctx, spec, p, opts)
 	}
-	var runs []*result.Result
+	rp := &repeater{spec: spec, p: p, lim: lim, opts: opts}
 	for i := range count {
-		if i > 0 {
-			var err error
-			if p, err = spec.Plan(lim); err != nil {
-				return nil, err
-			}
-		}
 		fmt.Fprintf(stderr, "sockbench: repetition %d of %d\n", i+1, count)
-		r, err := scenarios.Run(ctx, spec, p, opts)
+		r, err := rp.once(ctx)
 		if err != nil {
 			return nil, err
 		}
-		runs = append(runs, r)
-		if r.Interrupted {
+		if r.Interrupted || r.Aborted != nil {
 			break
 		}
 	}
-	m, err := result.Merge(runs)
+	return rp.merged()
+}
+
+// repeater runs one spec's repetitions one at a time, so that two specs'
+// repetitions can take turns (run --against reference --count N).
+type repeater struct {
+	spec *scenarios.Spec
+	p    *plan.Plan // the next run's plan
+	lim  scenarios.Limits
+	opts scenarios.RunOptions
+	runs []*result.Result
+}
+
+// once runs one more repetition, on a fresh plan after the first.
+func (rp *repeater) once(ctx context.Context) (*result.Result, error) {
+	if len(rp.runs) > 0 {
+		var err error
+		if rp.p, err = rp.spec.Plan(rp.lim); err != nil {
+			return nil, err
+		}
+	}
+	r, err := scenarios.Run(ctx, rp.spec, rp.p, rp.opts)
+	if err != nil {
+		return nil, err
+	}
+	rp.runs = append(rp.runs, r)
+	return r, nil
+}
+
+// merged is the repetitions so far as one result (see result.Merge), with
+// the thresholds checked against it.
+func (rp *repeater) merged() (*result.Result, error) {
+	m, err := result.Merge(rp.runs)
 	if err != nil {
 		return nil, err
 	}
 	m.Checks = nil
-	for _, th := range spec.Thresholds {
+	for _, th := range rp.spec.Thresholds {
 		m.Checks = append(m.Checks, th.Check(m))
 	}
 	return m, nil

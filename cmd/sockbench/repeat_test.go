@@ -8,11 +8,14 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/perf/benchfmt"
 
+	"github.com/sockbench/sockbench/internal/result"
 	"github.com/sockbench/sockbench/targets"
 )
 
@@ -169,5 +172,48 @@ func TestRunPairs(t *testing.T) {
 				checkAccounting(t, readResult(t, filepath.Join(dir, f)))
 			}
 		})
+	}
+}
+
+// TestRunAgainstInterleaved: with --count 2 the reference and target
+// repetitions take turns (reference, target, reference, target), each side's
+// result holds its two repetitions, and their start times alternate.
+func TestRunAgainstInterleaved(t *testing.T) {
+	srv, err := targets.Serve(targets.Config{TCP: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	dir := t.TempDir()
+	args := append([]string{"run", "echo-tcp", "--against", "reference", "--target", srv.URL("tcp"), "--count", "2",
+		"--out", filepath.Join(dir, "r.json")}, tiny...)
+	code, stdout, stderr := runCLI(t, args...)
+	if code != exitOK {
+		t.Fatalf("exit %d, want %d; stdout:\n%s\nstderr:\n%s", code, exitOK, stdout, stderr)
+	}
+	order := regexp.MustCompile(`sockbench: (\w+) repetition (\d) of 2`).FindAllStringSubmatch(stderr, -1)
+	var got []string
+	for _, m := range order {
+		got = append(got, m[1]+" "+m[2])
+	}
+	if want := "reference 1, target 1, reference 2, target 2"; strings.Join(got, ", ") != want {
+		t.Errorf("repetitions ran in the order %q, want %q", strings.Join(got, ", "), want)
+	}
+	ref := readResult(t, filepath.Join(dir, "r-reference.json"))
+	tgt := readResult(t, filepath.Join(dir, "r-target.json"))
+	if len(ref.Repetitions) != 2 || len(tgt.Repetitions) != 2 {
+		t.Fatalf("repetitions: reference %d, target %d; want 2 each", len(ref.Repetitions), len(tgt.Repetitions))
+	}
+	starts := []time.Time{ref.Repetitions[0].StartedAt, tgt.Repetitions[0].StartedAt, ref.Repetitions[1].StartedAt, tgt.Repetitions[1].StartedAt}
+	for i := 1; i < len(starts); i++ {
+		if !starts[i].After(starts[i-1]) {
+			t.Errorf("repetition starts %v do not alternate reference, target", starts)
+		}
+	}
+	for _, r := range []*result.Result{ref, tgt} {
+		checkAccounting(t, r)
+	}
+	if !strings.Contains(stdout, "echo-tcp against reference: reference and target side by side") {
+		t.Errorf("stdout lacks the side-by-side table:\n%s", stdout)
 	}
 }

@@ -35,6 +35,7 @@ Examples:
   sockbench run echo
   sockbench run echo --conns 2000 --rate 20000 --duration 10s
   sockbench run echo --threshold 'p99<5ms' --threshold 'error_rate<0.1%'   # exit 1 if either fails
+  sockbench run echo --threshold 'max<50ms' --abort-on-fail                    # stop as soon as max<50ms cannot pass; exit 1
   sockbench run echo --target ws://127.0.0.1:8080/echo
   sockbench run echo --target wss://example.test/ws --insecure
   sockbench run echo-tcp --target tcp://127.0.0.1:9000
@@ -76,6 +77,8 @@ func runCmd() command {
 			maxSteps := fs.Int("max-steps", scenarios.DefaultMaxSteps, "capacity search: at most this many steps")
 			count := fs.Int("count", 1, "run the measured window N times, fresh connections each; the result keeps every repetition for compare")
 			against := fs.String("against", "", "'reference': run the scenario against the embedded reference server, then the --target, and compare them side by side")
+			abortOnFail := fs.Bool("abort-on-fail", false, "stop the run as soon as a threshold fails for good (max over its limit, min under it), or fails at all after --abort-delay of the measured window; exit 1")
+			abortDelay := fs.Duration("abort-delay", scenarios.DefaultAbortDelay, "--abort-on-fail: measured time before a percentile, mean, ratio or rate threshold is judged on the data so far")
 			ci := ciFlags(fs, true)
 			return func(args []string, stdout, stderr io.Writer) error {
 				if len(args) != 1 {
@@ -125,7 +128,10 @@ func runCmd() command {
 					o.PublishRate = publishRate
 				}
 				f := runFlags{out: *out, loops: *loops, cpuProfile: *cpuProfile, thresholds: *thresholds,
-					count: *count, against: *against, ci: ci, html: *html}
+					count: *count, against: *against, ci: ci, html: *html, abortOnFail: *abortOnFail, abortDelay: *abortDelay}
+				if set("abort-delay") && (!*abortOnFail || *abortDelay <= 0) {
+					return &usageError{fmt.Sprintf("--abort-delay %s: want a positive duration, with --abort-on-fail", *abortDelay)}
+				}
 				if *count < 1 {
 					return &usageError{fmt.Sprintf("--count %d: want at least 1", *count)}
 				}
@@ -145,8 +151,8 @@ func runCmd() command {
 					if err != nil {
 						return err
 					}
-					if *count > 1 || *against != "" {
-						return &usageError{"--find-max runs one window per step; it does not combine with --count or --against"}
+					if *count > 1 || *against != "" || *abortOnFail {
+						return &usageError{"--find-max runs one window per step; it does not combine with --count, --against or --abort-on-fail"}
 					}
 					f.search = s
 				}
@@ -176,6 +182,10 @@ type runFlags struct {
 	against    string   // --against: "reference" or ""
 	ci         *ciOutputs
 	search     *capacitySearch // --find-max
+	// abortOnFail stops the run when a threshold fails during it; abortDelay
+	// is the measured time before non-final thresholds are judged.
+	abortOnFail bool
+	abortDelay  time.Duration
 }
 
 func loadSpec(arg string) (*scenarios.Spec, error) {
@@ -249,6 +259,36 @@ func buildSpec(arg string, o scenarios.Overrides, thresholds []string) (*scenari
 // writes its result to out (a default name when empty). A capacity search
 // (--find-max) reports and writes its steps itself and returns no result.
 func execute(ctx context.Context, spec *scenarios.Spec, f runFlags, out string, stdout, stderr io.Writer) (*result.Result, error) {
+	x, err := prepare(spec, f, out, stderr)
+	if err != nil {
+		return nil, err
+	}
+	if f.search != nil {
+		// Each step's progress shares the terminal with the step lines.
+		return nil, runCapacity(ctx, spec, x.p, f.search, x.lim, x.opts, x.path, afterStatus{x.progress, stdout}, afterStatus{x.progress, stderr}) // capacity.go
+	}
+	// repeat.go; the status line is ended before each repetition's message and after the last
+	r, err := runRepeated(ctx, spec, x.p, x.lim, x.opts, f.count, afterStatus{x.progress, stderr})
+	x.progress.Done()
+	if err != nil {
+		return nil, err
+	}
+	return x.finish(r, stdout, stderr)
+}
+
+// prepared is a scenario planned and ready to run: what execute needs
+// before the run and after it.
+type prepared struct {
+	p        *plan.Plan
+	lim      scenarios.Limits
+	opts     scenarios.RunOptions
+	path     string // the result file
+	html     string // --html, or ""
+	progress *reporters.ProgressPrinter
+}
+
+// prepare plans spec, says what will run and sets up its progress.
+func prepare(spec *scenarios.Spec, f runFlags, out string, stderr io.Writer) (*prepared, error) {
 	limit := raiseOpenFiles()
 	lim := scenarios.Limits{MaxConns: maxConns(limit, spec)}
 	p, err := spec.Plan(lim)
@@ -272,6 +312,7 @@ func execute(ctx context.Context, spec *scenarios.Spec, f runFlags, out string, 
 	}
 	opts := scenarios.RunOptions{
 		Engine: f.engine, Loops: f.loops, Version: version, OpenFiles: limit, // no Logf: per-connection events are counted, not logged
+		AbortOnFail: f.abortOnFail, AbortDelay: f.abortDelay,
 	}
 	progress := reporters.NewProgress(stderr, f.progress, plannedLength(p))
 	if f.progress != reporters.ProgressOff {
@@ -279,16 +320,12 @@ func execute(ctx context.Context, spec *scenarios.Spec, f runFlags, out string, 
 			progress.Interval(iv)
 		}
 	}
-	if f.search != nil {
-		// Each step's progress shares the terminal with the step lines.
-		return nil, runCapacity(ctx, spec, p, f.search, lim, opts, path, afterStatus{progress, stdout}, afterStatus{progress, stderr}) // capacity.go
-	}
-	// repeat.go; the status line is ended before each repetition's message and after the last
-	r, err := runRepeated(ctx, spec, p, lim, opts, f.count, afterStatus{progress, stderr})
-	progress.Done()
-	if err != nil {
-		return nil, err
-	}
+	return &prepared{p: p, lim: lim, opts: opts, path: path, html: f.html, progress: progress}, nil
+}
+
+// finish prints r's summary and writes its result file (and --html).
+func (x *prepared) finish(r *result.Result, stdout, stderr io.Writer) (*result.Result, error) {
+	path := x.path
 	if err := reporters.Text(stdout, r); err != nil {
 		return nil, err
 	}
@@ -302,11 +339,11 @@ func execute(ctx context.Context, spec *scenarios.Spec, f runFlags, out string, 
 		return nil, &scenarios.RunError{Err: fmt.Errorf("%w; the result was written to %s instead", err, fallback)}
 	}
 	fmt.Fprintf(stderr, "sockbench: result written to %s\n", path)
-	if f.html != "" {
-		if err := writeReport(f.html, "html", r); err != nil {
+	if x.html != "" {
+		if err := writeReport(x.html, "html", r); err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(stderr, "sockbench: HTML report written to %s\n", f.html)
+		fmt.Fprintf(stderr, "sockbench: HTML report written to %s\n", x.html)
 	}
 	return r, nil
 }
@@ -321,6 +358,9 @@ func verdict(r *result.Result) error {
 	}
 	if r.Counters.ConnsOpened == 0 {
 		return &cannotError{fmt.Errorf("no connection to %s could be opened (%d attempts failed: %s)", r.Plan.Target, r.Counters.ConnsFailed, r.Counters.ErrorList())}
+	}
+	if a := r.Aborted; a != nil {
+		return &gateError{fmt.Sprintf("aborted (--abort-on-fail) %s after the start: %s", time.Duration(a.AtNs).Round(time.Millisecond), a.Reason)}
 	}
 	var failed []string
 	for _, t := range r.Checks {

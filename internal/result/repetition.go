@@ -113,6 +113,9 @@ func Merge(runs []*Result) (*Result, error) {
 		m.Repetitions = append(m.Repetitions, RepetitionOf(r))
 		m.Counters.add(r.Counters)
 		m.Interrupted = m.Interrupted || r.Interrupted
+		if m.Aborted == nil {
+			m.Aborted = r.Aborted
+		}
 		for name, h := range r.Histograms {
 			hs[name] = append(hs[name], h)
 		}

@@ -66,6 +66,11 @@ type Result struct {
 	// (N >= 2), in order; the fields above are then the merged view (see
 	// Merge). Empty for a single run.
 	Repetitions []Repetition `json:"repetitions,omitempty"`
+	// Aborted says why a run with --abort-on-fail stopped early: a threshold
+	// failed during the run. The rest of the Result is then partial, measured
+	// up to Window.EndNs. Nil for a run that ran its plan (or was
+	// interrupted).
+	Aborted *Abort `json:"aborted,omitempty"`
 }
 
 // Broadcast is a room broadcast run's delivery accounting. Every measured
@@ -136,6 +141,30 @@ type ThresholdResult struct {
 	// Reason says why the metric could not be measured (no samples, no
 	// messages sent); such a threshold fails.
 	Reason string `json:"reason,omitempty"`
+	// Room names the worst per-room entry for the room metrics
+	// (room_latency, room_delivery): the one whose value is Measured.
+	Room string `json:"room,omitempty"`
+}
+
+// Abort is the threshold that stopped a run early (run --abort-on-fail),
+// as it was checked on the run's cumulative data at that moment.
+type Abort struct {
+	Expr     string  `json:"expr"`             // the threshold as written
+	Source   string  `json:"source,omitempty"` // where it was written, as in ThresholdResult
+	Metric   string  `json:"metric"`
+	Measured float64 `json:"measured"` // in Unit, on the data up to AtNs
+	Unit     string  `json:"unit"`     // "ns", "ratio" or "msg/s"
+	AtNs     int64   `json:"at_ns"`    // ns since the run's start when the failure was found
+	// WindowNs is how much of the measured window had passed then, ns (0
+	// if it had not begun: a connect threshold can fail during the ramp).
+	WindowNs int64 `json:"window_ns"`
+	// Final is true when no later data could have made the threshold pass
+	// (a max over its limit, a min under it); false when the verdict is a
+	// judgement on partial data (a percentile, a mean, a ratio or a rate
+	// failing after --abort-delay of the measured window).
+	Final bool `json:"final"`
+	// Reason says the same in plain words.
+	Reason string `json:"reason"`
 }
 
 // PlanInfo is what the engine was asked to do.
