@@ -18,8 +18,15 @@ func textRooms(b *strings.Builder, bc *result.Broadcast) {
 		fmt.Fprintf(b, " (%d reached no member, and count as missed by every member of their room)", bc.Unseen)
 	}
 	fmt.Fprintf(b, ", complete %d\n", bc.Complete)
+	ratio := "nothing owed"
+	if bc.Expected > 0 {
+		ratio = percent(bc.DeliveryRatio())
+	}
 	fmt.Fprintf(b, "  deliveries expected %d, delivered %d (%s), missing %d, duplicated %d, extra %d, late %d\n",
-		bc.Expected, bc.Delivered, percent(bc.DeliveryRatio()), bc.Missing, bc.Duplicated, bc.Extra, bc.Late)
+		bc.Expected, bc.Delivered, ratio, bc.Missing, bc.Duplicated, bc.Extra, bc.Late)
+	if bc.Unjoined > 0 {
+		fmt.Fprintf(b, "  WARNING    %d of %d subscribers' joins were never answered: does the target speak the room protocol?\n", bc.Unjoined, bc.Subscribers)
+	}
 	if h := bc.FanOut; h != nil && h.Count > 0 {
 		fmt.Fprintf(b, "  fan-out    publish to last delivery: p50 %s, p99 %s, max %s (%d complete publishes)\n", dur(h.P50), dur(h.P99), dur(h.Max), h.Count)
 	}

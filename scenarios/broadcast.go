@@ -92,7 +92,7 @@ func (r *resolver) broadcast(p *plan.Plan, lim Limits) *plan.Broadcast {
 		return b
 	}
 	if lim.MaxConns > 0 && subs <= lim.MaxConns && subs+publishers > lim.MaxConns { // more subscribers alone: the phase says so
-		r.failf("phases[0].conns", "%d subscribers and %d publishers need more open files than the limit allows (at most %d connections here); lower conns or run several processes",
+		r.failf("phases[0].conns", "%d subscribers and %d publishers need more open files than the limit allows (at most %d connections here); lower conns (a broadcast's subscribers and publishers must share one process and its clock)",
 			subs, publishers, lim.MaxConns)
 	}
 	for i := range p.Phases {

@@ -55,6 +55,7 @@ type Capacity struct {
 	// first that broke (-1: none).
 	LastPass, Breaking int
 	Stop               string // why the search stopped
+	Interrupted        bool   // the search was interrupted (ctx cancelled)
 }
 
 // FindMax runs the capacity search s on spec, starting at its first
@@ -73,6 +74,10 @@ func FindMax(ctx context.Context, spec *Spec, s Search, lim Limits, opts RunOpti
 			c.Stop = fmt.Sprintf("no step broke within %d steps (--max-steps)", s.MaxSteps)
 			return c, nil
 		}
+		if ctx.Err() != nil {
+			c.Stop, c.Interrupted = "interrupted", true
+			return c, nil
+		}
 		spec.Apply(Overrides{Conns: &n})
 		p, err := spec.Plan(lim)
 		if err != nil {
@@ -84,6 +89,10 @@ func FindMax(ctx context.Context, spec *Spec, s Search, lim Limits, opts RunOpti
 		}
 		r, err := Run(ctx, spec, p, opts)
 		if err != nil {
+			if ctx.Err() != nil {
+				c.Stop, c.Interrupted = "interrupted", true
+				return c, nil
+			}
 			if i == 0 {
 				return nil, err
 			}
@@ -102,7 +111,7 @@ func FindMax(ctx context.Context, spec *Spec, s Search, lim Limits, opts RunOpti
 		}
 		switch {
 		case r.Interrupted:
-			c.Stop = "interrupted"
+			c.Stop, c.Interrupted = "interrupted", true
 			return c, nil
 		case st.Saturated:
 			c.Breaking = i

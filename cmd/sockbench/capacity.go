@@ -80,7 +80,7 @@ func runCapacity(ctx context.Context, spec *scenarios.Spec, p *plan.Plan, cs *ca
 	if werr != nil {
 		return &cannotError{fmt.Errorf("a step's result could not be written: %w", werr)}
 	}
-	if len(c.Steps) > 0 && c.Steps[len(c.Steps)-1].Result.Interrupted {
+	if c.Interrupted {
 		return &cannotError{fmt.Errorf("interrupted; the steps so far are written")}
 	}
 	if c.LastPass < 0 {
@@ -91,6 +91,9 @@ func runCapacity(ctx context.Context, spec *scenarios.Spec, p *plan.Plan, cs *ca
 
 // stepVerdict is one step's outcome in words.
 func stepVerdict(st scenarios.Step) string {
+	if st.Result.Interrupted {
+		return "interrupted: not judged"
+	}
 	var why []string
 	for _, b := range st.Broke {
 		if b.Reason != "" {
@@ -122,7 +125,10 @@ func capacityTable(w io.Writer, c *scenarios.Capacity, until []string) error {
 		}
 		delivery, fanout := "-", "-"
 		if b := r.Broadcast; b != nil {
-			delivery = fmt.Sprintf("%.3f%%", 100*b.DeliveryRatio())
+			delivery = "n/a"
+			if b.Expected > 0 {
+				delivery = fmt.Sprintf("%.3f%%", 100*b.DeliveryRatio())
+			}
 			if b.FanOut != nil && b.FanOut.Count > 0 {
 				fanout = ms(b.FanOut.P99)
 			}

@@ -45,11 +45,13 @@ type broadcastRun struct {
 }
 
 // driveBroadcast runs p on eng with a rooms tracker, as `sockbench run`
-// does. Subscribers join one at a time (connect rate 200/s) so that the
-// test server numbers its members in connection order.
+// does. Subscribers join one at a time (connect rate 200/s unless p sets
+// one) so that the test server numbers its members in connection order.
 func driveBroadcast(t *testing.T, eng string, p *plan.Plan) broadcastRun {
 	t.Helper()
-	p.Phases[0].ConnectRate = 200
+	if p.Phases[0].ConnectRate == 0 {
+		p.Phases[0].ConnectRate = 200
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := engine.Probe(ctx, p); err != nil {
@@ -275,9 +277,9 @@ func TestBroadcastTruthDelayedRoom(t *testing.T) {
 	})
 }
 
-// Over UDP a subscriber repeats its join while deliveries come, so a server
-// that forgets silent members (here after 300 ms) keeps it for the whole
-// run: nothing goes missing.
+// Over UDP a subscriber repeats its join every keep-alive interval, so a
+// server that forgets silent members (here after 300 ms) keeps it for the
+// whole run, a ramp longer than that included: nothing goes missing.
 func TestBroadcastUDPKeepAlive(t *testing.T) {
 	srv, err := targets.Serve(targets.Config{UDP: "127.0.0.1:0", UDPMemberTTL: 300 * time.Millisecond})
 	if err != nil {
@@ -287,6 +289,8 @@ func TestBroadcastUDPKeepAlive(t *testing.T) {
 	forEngines(t, func(t *testing.T, eng string) {
 		p := broadcastPlan(plan.UDP, srv.URL("udp"), srv.UDPAddr(), []int{4, 4}, 50)
 		p.Broadcast.KeepAlive = 100 * time.Millisecond
+		p.Timeout = 200 * time.Millisecond // the engines look at members every timeout/4
+		p.Phases[0].ConnectRate = 8        // the first members wait over a second for the first publish
 		r := driveBroadcast(t, eng, p)
 		checkDeliveries(t, r)
 		if b := r.bc; b.Missing+b.Duplicated+b.Extra != 0 || r.c.Unexpected != 0 {

@@ -184,13 +184,13 @@ func (m *msgs) appendPong(buf []byte) []byte {
 }
 
 // appendControl frames the next join or leave a subscriber owes the
-// server, if any, and reports whether there was one.
-func (m *msgs) appendControl(buf []byte) ([]byte, bool) {
+// server, if any, sent at now, and reports whether there was one.
+func (m *msgs) appendControl(buf []byte, now int64) ([]byte, bool) {
 	if m.member == nil {
 		return buf, false
 	}
 	var ok bool
-	m.scratch, ok = m.member.AppendControl(m.scratch[:0])
+	m.scratch, ok = m.member.AppendControl(m.scratch[:0], now)
 	if !ok {
 		return buf, false
 	}
@@ -198,14 +198,18 @@ func (m *msgs) appendControl(buf []byte) ([]byte, bool) {
 }
 
 // appendControls frames every join or leave due (stream transports).
-func (m *msgs) appendControls(buf []byte) []byte {
+func (m *msgs) appendControls(buf []byte, now int64) []byte {
 	for {
 		var ok bool
-		if buf, ok = m.appendControl(buf); !ok {
+		if buf, ok = m.appendControl(buf, now); !ok {
 			return buf
 		}
 	}
 }
+
+// tick lets a subscriber make a repeated join or leave due (UDP: keep-alive,
+// or a join or leave not answered); it reports whether one is due.
+func (m *msgs) tick(now int64) bool { return m.member != nil && m.member.Tick(now) }
 
 // appendGoodbye frames a WebSocket close frame with code 1000 (normal
 // closure); nothing for other transports.

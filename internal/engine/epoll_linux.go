@@ -455,7 +455,7 @@ func (l *loop) service(c *econn, now int64) {
 		l.serviceDatagrams(c, s, now)
 		return
 	}
-	buf := c.appendControls(c.appendPong(l.wbuf[:0]))
+	buf := c.appendControls(c.appendPong(l.wbuf[:0]), now)
 	if len(buf) > 0 && !l.write(c, buf, now) {
 		return
 	}
@@ -566,7 +566,7 @@ func (l *loop) serviceDatagrams(c *econn, s *schedule, now int64) {
 		l.ends = l.ends[:0]
 		for len(l.ends) < datagramSlots { // joins and leaves first
 			var ok bool
-			if buf, ok = c.appendControl(buf); !ok {
+			if buf, ok = c.appendControl(buf, now); !ok {
 				break
 			}
 			l.ends = append(l.ends, len(buf))
@@ -795,6 +795,9 @@ func (l *loop) readDatagrams(c *econn, now int64) {
 // connection; the slots freed may let a closed loop or a full window send.
 func (l *loop) expireAll(now int64) {
 	for _, c := range l.conns {
+		if c != nil && c.state == live && c.tick(now) {
+			l.service(c, now) // a repeated join or leave (UDP)
+		}
 		if c == nil || c.ring.pending == 0 {
 			continue
 		}

@@ -296,6 +296,10 @@ func (c *gconn) writeLoop() {
 		if c.ring.pending > 0 {
 			wait = c.expiryPeriod()
 		}
+		if c.member != nil && c.udp {
+			c.tick(now)             // a repeated join or leave, sent with the pong below
+			wait = c.expiryPeriod() // and the next look
+		}
 		c.mu.Unlock()
 		var err error
 		if buf, err = c.sendPong(buf); err != nil {
@@ -378,7 +382,7 @@ func (c *gconn) sendPong(buf []byte) ([]byte, error) {
 	c.mu.Lock()
 	buf = c.appendPong(buf[:0])
 	if !c.udp {
-		buf = c.appendControls(buf)
+		buf = c.appendControls(buf, c.e.clk.Now())
 	}
 	c.mu.Unlock()
 	if len(buf) > 0 {
@@ -389,7 +393,7 @@ func (c *gconn) sendPong(buf []byte) ([]byte, error) {
 	for c.udp {
 		c.mu.Lock()
 		var ok bool
-		buf, ok = c.appendControl(buf[:0])
+		buf, ok = c.appendControl(buf[:0], c.e.clk.Now())
 		c.mu.Unlock()
 		if !ok {
 			break

@@ -86,8 +86,8 @@ func (r *Result) MeasuredSeconds() float64 {
 
 // Merge folds the repetitions runs (at least one, each a whole run of the
 // same plan) into one Result: the first run's plan, environment, window,
-// phases, self-check and broadcast section; the counters summed and the
-// histograms merged over all of them; the intervals of every run one after
+// phases and self-check; the counters summed and the histograms merged over
+// all of them, the broadcast accounting too (room by room); the intervals of every run one after
 // the other (each run's t_ns shifted by the end of the run before); and
 // every run summarised in Repetitions. Thresholds are not re-checked here.
 func Merge(runs []*Result) (*Result, error) {
@@ -121,21 +121,98 @@ func Merge(runs []*Result) (*Result, error) {
 		}
 	}
 	for name, list := range hs {
-		sum := NewHistogram()
-		for _, h := range list {
-			d, err := h.HDR()
-			if err != nil {
-				return nil, fmt.Errorf("merge %s: %w", name, err)
-			}
-			sum.Merge(d)
-		}
-		h, err := FromHDR(sum)
+		h, err := mergeHistograms(name, list)
 		if err != nil {
 			return nil, err
 		}
 		m.Histograms[name] = h
 	}
+	if m.Broadcast != nil {
+		b, err := mergeBroadcast(runs)
+		if err != nil {
+			return nil, err
+		}
+		m.Broadcast = b
+	}
 	return m, nil
+}
+
+// mergeHistograms merges list losslessly; name is for errors.
+func mergeHistograms(name string, list []*Histogram) (*Histogram, error) {
+	sum := NewHistogram()
+	for _, h := range list {
+		if h == nil {
+			continue
+		}
+		d, err := h.HDR()
+		if err != nil {
+			return nil, fmt.Errorf("merge %s: %w", name, err)
+		}
+		sum.Merge(d)
+	}
+	return FromHDR(sum)
+}
+
+// mergeBroadcast sums the runs' delivery accounting, room entry by room
+// entry (matched by name), and merges their histograms.
+func mergeBroadcast(runs []*Result) (*Broadcast, error) {
+	out := *runs[0].Broadcast
+	out.Publishes, out.FannedOut, out.Expected, out.Delivered, out.Missing = 0, 0, 0, 0, 0
+	out.Duplicated, out.Extra, out.Late, out.Complete, out.Unseen, out.Unjoined = 0, 0, 0, 0, 0, 0
+	out.PerRoom = nil
+	var fan []*Histogram
+	rooms := map[string]int{}
+	var lat, rfan [][]*Histogram
+	for _, r := range runs {
+		b := r.Broadcast
+		if b == nil {
+			continue
+		}
+		out.Publishes += b.Publishes
+		out.FannedOut += b.FannedOut
+		out.Expected += b.Expected
+		out.Delivered += b.Delivered
+		out.Missing += b.Missing
+		out.Duplicated += b.Duplicated
+		out.Extra += b.Extra
+		out.Late += b.Late
+		out.Complete += b.Complete
+		out.Unseen += b.Unseen
+		out.Unjoined += b.Unjoined
+		fan = append(fan, b.FanOut)
+		for _, rm := range b.PerRoom {
+			i, ok := rooms[rm.Name]
+			if !ok {
+				i = len(out.PerRoom)
+				rooms[rm.Name] = i
+				out.PerRoom = append(out.PerRoom, RoomResult{Name: rm.Name, Rooms: rm.Rooms, Members: rm.Members})
+				lat, rfan = append(lat, nil), append(rfan, nil)
+			}
+			o := &out.PerRoom[i]
+			o.Publishes += rm.Publishes
+			o.Expected += rm.Expected
+			o.Delivered += rm.Delivered
+			o.Missing += rm.Missing
+			o.Duplicated += rm.Duplicated
+			o.Extra += rm.Extra
+			lat[i] = append(lat[i], rm.Latency)
+			rfan[i] = append(rfan[i], rm.FanOut)
+		}
+	}
+	var err error
+	if out.FanOut, err = mergeHistograms("fanout", fan); err != nil {
+		return nil, err
+	}
+	for i := range out.PerRoom {
+		o := &out.PerRoom[i]
+		if o.Latency, err = mergeHistograms(o.Name+" latency", lat[i]); err != nil {
+			return nil, err
+		}
+		if o.FanOut, err = mergeHistograms(o.Name+" fanout", rfan[i]); err != nil {
+			return nil, err
+		}
+	}
+	return &out, nil
 }
 
 func (c *Counters) add(o Counters) {

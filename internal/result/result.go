@@ -98,6 +98,10 @@ type Broadcast struct {
 	// owed to (and missed by) the room's members at its last numbered
 	// publish, in Expected and Missing.
 	Unseen int64 `json:"unseen"`
+	// Unjoined is subscribers whose join the server never answered (by the
+	// end of the run): they were owed nothing, which may hide a broken
+	// server, so reports warn about it.
+	Unjoined int64 `json:"unjoined"`
 
 	// FanOut is fan-out completion: the publish's intended send time to its
 	// last owed delivery, one sample per complete publish, ns.

@@ -420,3 +420,33 @@ func TestErrorsTotalAndSeconds(t *testing.T) {
 		t.Fatalf("Seconds: got %v, want %v", got, want)
 	}
 }
+
+// Merging repetitions of a broadcast run adds up their delivery accounting,
+// room by room: a threshold on the merged result sees every repetition.
+func TestMergeBroadcast(t *testing.T) {
+	run := func(delivered int64) *result.Result {
+		h := result.NewHistogram()
+		_ = h.RecordValue(1000)
+		x, err := result.FromHDR(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &result.Result{
+			Histograms: map[string]*result.Histogram{result.Latency: x},
+			Broadcast: &result.Broadcast{Publishes: 10, FannedOut: 10, Expected: 100, Delivered: delivered, Missing: 100 - delivered,
+				FanOut: x, PerRoom: []result.RoomResult{{Name: "room-0", Rooms: 1, Members: 10, Publishes: 10, Expected: 100,
+					Delivered: delivered, Missing: 100 - delivered, Latency: x, FanOut: x}}},
+		}
+	}
+	m, err := result.Merge([]*result.Result{run(100), run(50), run(50)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := m.Broadcast
+	if b.Expected != 300 || b.Delivered != 200 || b.Missing != 100 || b.Publishes != 30 {
+		t.Errorf("merged %+v: want expected 300, delivered 200, missing 100, publishes 30", *b)
+	}
+	if len(b.PerRoom) != 1 || b.PerRoom[0].Delivered != 200 || b.PerRoom[0].Latency.Count != 3 || b.FanOut.Count != 3 {
+		t.Errorf("merged rooms %+v, fan-out samples %d", b.PerRoom, b.FanOut.Count)
+	}
+}

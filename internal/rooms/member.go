@@ -19,11 +19,13 @@ const (
 // delivery from a reordered one.
 const window = 64
 
+// joinUnanswered is the from Ended is given for a member whose join was
+// never answered (no membership has it).
+const joinUnanswered = open
+
 // KeepAliveEvery is how often a UDP member repeats its join unless the plan
 // says otherwise, so that a server that forgets silent UDP members (the
-// reference server after 30 s) keeps it: a third of that. The repeat rides
-// on a delivery, so a room with no publish for longer than the server's
-// expiry still loses its members.
+// reference server after 30 s) keeps it: a third of that.
 const KeepAliveEvery = 10 * time.Second
 
 // Member is one subscriber connection's side of the accounting: its
@@ -40,12 +42,14 @@ type Member struct {
 	next  uint64
 	got   uint64
 	since int // deliveries since the join (for churn)
-	// UDP: when the join was last sent or repeated (ns), whether a repeat is
-	// due, and how many repeats await their answer.
-	udp       bool
-	lastJoin  int64
-	keepDue   bool
-	keepAlive int
+	// UDP, where a join or leave can be lost and a silent member is
+	// forgotten: when the last join or leave was sent (ns), whether a
+	// repeat is due, and how many answers to repeats are still to come.
+	udp      bool
+	sentAt   int64
+	repeat   bool
+	joinsDue int // answers to repeated joins
+	leftDue  int // answers to repeated leaves
 }
 
 // Member returns the membership state of subscriber connection conn, or
@@ -55,29 +59,49 @@ func (t *Tracker) Member(conn uint32) *Member {
 	if i < 0 {
 		return nil
 	}
-	return &Member{t: t, conn: conn, room: i, udp: t.udp, lastJoin: -1}
+	return &Member{t: t, conn: conn, room: i, udp: t.udp}
+}
+
+// Tick is called every so often (a fraction of the loss timeout) with the
+// time now. Over UDP it makes a repeat due: of a join or leave that has
+// had no answer within the loss timeout, and of the join of a member every
+// keep-alive interval. It reports whether one is due (AppendControl has
+// it).
+func (m *Member) Tick(now int64) bool {
+	if !m.udp || m.repeat {
+		return m.repeat
+	}
+	switch m.state {
+	case joining, leaving:
+		m.repeat = now-m.sentAt >= m.t.timeout
+	case joined:
+		m.repeat = now-m.sentAt >= m.t.keepAlive
+	}
+	return m.repeat
 }
 
 // AppendControl appends the next join or leave the member owes the server,
-// as a room protocol message (unframed), and reports whether there was one.
-func (m *Member) AppendControl(dst []byte) ([]byte, bool) {
+// as a room protocol message (unframed), sent at now, and reports whether
+// there was one.
+func (m *Member) AppendControl(dst []byte, now int64) ([]byte, bool) {
 	var op wire.RoomOp
 	switch {
 	case m.state == idle:
 		op, m.state = wire.RoomJoin, joining
+		m.t.Changing(m.room)
 	case m.state == joined && m.t.b.ChurnEvery > 0 && m.since >= m.t.b.ChurnEvery:
 		op, m.state = wire.RoomLeave, leaving
-	case m.state == joined && m.keepDue:
-		// A repeated join: it changes no membership.
-		m.keepDue = false
-		m.keepAlive++
-		msg := wire.RoomMsg{Op: wire.RoomJoin, NS: m.t.ns, Room: m.t.names[m.room]}
-		out, _ := wire.AppendRoom(dst, &msg)
-		return out, true
+		m.t.Changing(m.room)
+	case m.repeat && (m.state == joined || m.state == joining):
+		// A repeated join (keep-alive, or the first went unanswered):
+		// it changes no membership; its answer is expected too.
+		op, m.joinsDue = wire.RoomJoin, m.joinsDue+1
+	case m.repeat && m.state == leaving:
+		op, m.leftDue = wire.RoomLeave, m.leftDue+1
 	default:
 		return dst, false
 	}
-	m.t.Changing(m.room)
+	m.repeat, m.sentAt = false, now
 	msg := wire.RoomMsg{Op: op, NS: m.t.ns, Room: m.t.names[m.room]}
 	out, err := wire.AppendRoom(dst, &msg)
 	if err != nil { // names are checked when the plan is made
@@ -88,29 +112,47 @@ func (m *Member) AppendControl(dst []byte) ([]byte, bool) {
 
 // Due reports whether a join or leave is due (AppendControl has one).
 func (m *Member) Due() bool {
-	return m.state == idle || (m.state == joined && (m.keepDue || m.t.b.ChurnEvery > 0 && m.since >= m.t.b.ChurnEvery))
+	return m.state == idle || m.repeat ||
+		(m.state == joined && m.t.b.ChurnEvery > 0 && m.since >= m.t.b.ChurnEvery)
 }
 
 // Joined handles a joined reply for room name: the member is owed from on.
 // It reports false for a reply the member did not ask for.
 func (m *Member) Joined(name []byte, from uint64) bool {
-	if m.state == joined && m.keepAlive > 0 && m.t.Room(name) == m.room {
-		m.keepAlive-- // the answer to a repeated join
-		return true
-	}
-	if m.state != joining || m.t.Room(name) != m.room {
+	if m.t.Room(name) != m.room {
 		return false
 	}
-	m.state, m.from, m.next, m.got, m.since = joined, from, from, 0, 0
-	m.t.Joined(m.room, m.conn, from)
-	return true
+	switch {
+	case m.state == joining:
+		m.state, m.from, m.next, m.got, m.since = joined, from, from, 0, 0
+		m.t.Joined(m.room, m.conn, from)
+		return true
+	case m.joinsDue > 0:
+		m.joinsDue-- // the answer to a repeated join
+		return true
+	}
+	return false
 }
 
 // Left handles a left reply: the member was owed nothing from until on.
-// It reports false for a reply the member did not ask for.
+// Deliveries it took while the leave was unanswered and that the reply
+// shows it was not owed become extra. It reports false for a reply the
+// member did not ask for.
 func (m *Member) Left(name []byte, until uint64) bool {
-	if m.state != leaving || m.t.Room(name) != m.room {
+	if m.t.Room(name) != m.room {
 		return false
+	}
+	if m.state != leaving {
+		if m.leftDue > 0 {
+			m.leftDue-- // the answer to a repeated leave
+			return true
+		}
+		return false
+	}
+	for s := max(until, m.next-min(m.next, window)); s < m.next; s++ {
+		if m.got&(1<<(m.next-1-s)) != 0 {
+			m.t.Overdelivered(m.room, s)
+		}
 	}
 	m.state = idle // and join again (churn)
 	m.t.Left(m.room, m.conn, m.from, until)
@@ -129,6 +171,9 @@ func (m *Member) Deliver(name []byte, seq uint64, publisher uint32, intended, no
 		return false
 	}
 	switch {
+	case seq >= m.next+window && !m.t.plausible(i, seq):
+		m.t.Extra(i, intended) // a wild number: it must not move the window
+		return false
 	case seq >= m.next:
 		shift := seq + 1 - m.next
 		if shift >= window {
@@ -149,21 +194,14 @@ func (m *Member) Deliver(name []byte, seq uint64, publisher uint32, intended, no
 		return false
 	}
 	m.since++
-	if m.udp {
-		if m.lastJoin < 0 {
-			m.lastJoin = now
-		} else if now-m.lastJoin >= m.t.keepAlive {
-			m.lastJoin, m.keepDue = now, true
-		}
-	}
-	return m.t.Delivered(i, seq, publisher, intended, now)
+	return m.t.Delivered(i, m.conn, seq, publisher, intended, now)
 }
 
 // End closes the member's accounting when its connection ends.
 func (m *Member) End() {
 	switch m.state {
 	case joining:
-		m.t.Ended(m.room, m.conn, 0, true)
+		m.t.Ended(m.room, m.conn, joinUnanswered, true)
 	case joined:
 		m.t.Ended(m.room, m.conn, m.from, false)
 	case leaving:

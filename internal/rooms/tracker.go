@@ -38,7 +38,7 @@ const open = math.MaxUint64
 type Tracker struct {
 	b         *plan.Broadcast
 	win       *metrics.Window
-	timeout   int64 // ns: a publish settles this long after its first delivery
+	timeout   int64 // ns: the loss timeout: a publish settles this long after its intended time
 	rooms     []*room
 	byName    map[string]int
 	ns        []byte
@@ -49,6 +49,7 @@ type Tracker struct {
 	sent      atomic.Int64
 	settled   atomic.Int64 // publishes settled, measured or not
 	extra     atomic.Int64 // deliveries for rooms sockbench never joined
+	unjoined  atomic.Int64 // subscribers whose join was never answered
 }
 
 // stats is one reported room's (or the small rooms' aggregate) figures.
@@ -91,6 +92,10 @@ type room struct {
 	// highest seen. Numbers in [base, top) are awaited.
 	base, top uint64
 	started   bool // a member joined or a number was seen (base and top are valid)
+	settled   bool // a number has been settled (base may no longer move down)
+	// prevMeasured is whether the last number settled was a measured
+	// publish: a number no member received inherits it.
+	prevMeasured bool
 	// changing counts joins and leaves sent and not yet answered: until
 	// they are, who is owed what is not known, so nothing settles.
 	changing  int
@@ -239,8 +244,13 @@ func (t *Tracker) Joined(i int, conn uint32, from uint64) {
 	r.mu.Lock()
 	r.changing--
 	r.spans = append(r.spans, span{conn: conn, from: from, until: open})
-	if !r.started {
+	switch {
+	case !r.started:
 		r.started, r.base, r.top = true, from, from
+	case !r.settled && from < r.base:
+		// Answers to joins are handled in whatever order the loops take
+		// them: the room starts at the lowest.
+		r.base = from
 	}
 	r.mu.Unlock()
 }
@@ -270,6 +280,9 @@ func (t *Tracker) Ended(i int, conn uint32, from uint64, unanswered bool) {
 	r.mu.Lock()
 	if unanswered {
 		r.changing--
+	}
+	if unanswered && from == joinUnanswered {
+		t.unjoined.Add(1)
 	}
 	until := r.top
 	if !r.started {
@@ -315,19 +328,36 @@ func (t *Tracker) Duplicate(i int, intended int64) {
 	r.mu.Unlock()
 }
 
-// Delivered accounts the first delivery of room i's publish seq to one
-// member at now; publisher and intended come from the publish's
-// measurement header. It reports whether the delivery was in time to count
-// (false: its publish was already settled, and it is counted late).
-func (t *Tracker) Delivered(i int, seq uint64, publisher uint32, intended, now int64) bool {
+// Delivered accounts the first delivery of room i's publish seq to member
+// conn at now; publisher and intended come from the publish's measurement
+// header. It reports whether the delivery counts: owed (not the
+// publisher's own copy unless to_self), a plausible number, and within the
+// loss timeout of the publish's intended time. Otherwise it is counted
+// extra or late.
+func (t *Tracker) Delivered(i int, conn uint32, seq uint64, publisher uint32, intended, now int64) bool {
 	r := t.rooms[i]
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	measured := t.win.Measured(intended)
+	if !t.b.ToSelf && publisher == conn {
+		if measured {
+			r.c.extra++ // its own publish, which it did not ask for
+		}
+		return false
+	}
 	if !r.started {
 		r.started, r.base, r.top = true, seq, seq
 	}
+	if !Plausible(r.top, seq, len(r.recs)) {
+		// Far beyond any number the room has reached: not a number this
+		// server gave out in order (settling up to it could take for ever).
+		if measured {
+			r.c.extra++
+		}
+		return false
+	}
 	if seq < r.base {
-		if t.win.Measured(intended) {
+		if measured {
 			r.c.late++
 		}
 		return false
@@ -340,8 +370,15 @@ func (t *Tracker) Delivered(i int, seq uint64, publisher uint32, intended, now i
 			t.settleOne(r, r.base)
 		}
 		*rec = record{seq: seq, used: true, publisher: publisher, intended: intended,
-			measured: t.win.Measured(intended), first: now}
+			measured: measured, first: now}
 		r.top = max(r.top, seq+1)
+	}
+	if now-intended > t.timeout {
+		// As for echo: a delivery later than the loss timeout is lost.
+		if measured {
+			r.c.late++
+		}
+		return false
 	}
 	rec.recv++
 	rec.last = max(rec.last, now)
@@ -362,6 +399,36 @@ func observe(h *hdr.Histogram, v int64) {
 	_ = h.RecordValue(min(max(v, 0), result.HighestNs))
 }
 
+// Plausible reports whether seq can be a number a room that has reached
+// top gives out next, with a ring of ring publishes: within four rings.
+func Plausible(top, seq uint64, ring int) bool { return seq < top+4*uint64(ring) }
+
+// plausible is Plausible for room i, under its lock.
+func (t *Tracker) plausible(i int, seq uint64) bool {
+	r := t.rooms[i]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !r.started || Plausible(r.top, seq, len(r.recs))
+}
+
+// Overdelivered takes back a delivery of room i's publish seq that a
+// member accepted while its leave was unanswered and that the answer shows
+// it was not owed (seq at or after its until): it becomes extra.
+func (t *Tracker) Overdelivered(i int, seq uint64) {
+	r := t.rooms[i]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rec := &r.recs[seq%uint64(len(r.recs))]
+	if seq >= r.base && rec.used && rec.seq == seq {
+		rec.recv--
+		if rec.measured {
+			r.c.extra++
+		}
+		return
+	}
+	r.c.extra++ // settled already (cannot happen while the leave was unanswered)
+}
+
 // owed counts the members owed room r's publish seq from publisher. Under
 // r.mu.
 func (t *Tracker) owed(r *room, seq uint64, publisher uint32) int {
@@ -379,22 +446,22 @@ const SweepEvery = 10 * time.Millisecond
 
 // Sweep settles, in each room, publishes in sequence order while they are
 // complete (every owed delivery arrived) or older than the loss timeout,
-// counted from their first delivery. A room with a join or leave awaiting
-// its answer waits (up to twice the timeout): who is owed what is not
-// known yet. Call it every SweepEvery.
+// counted from their intended send time, as an echo message is. A room
+// with a join or leave awaiting its answer waits (up to twice the timeout):
+// who is owed what is not known yet. Call it every SweepEvery.
 func (t *Tracker) Sweep(now int64) {
 	for _, r := range t.rooms {
 		r.mu.Lock()
 		for r.started && r.base < r.top {
 			rec := &r.recs[r.base%uint64(len(r.recs))]
 			have := rec.used && rec.seq == r.base
-			if have && r.changing > 0 && now-rec.first < 2*t.timeout {
+			if have && r.changing > 0 && now-rec.intended < 2*t.timeout {
 				break
 			}
-			if have && int(rec.recv) < t.owed(r, r.base, rec.publisher) && now-rec.first < t.timeout {
+			if have && int(rec.recv) < t.owed(r, r.base, rec.publisher) && now-rec.intended < t.timeout {
 				break // still arriving
 			}
-			if !have && (r.changing > 0 || !t.gapDue(r, now)) {
+			if !have && !t.gapDue(r, now) {
 				break
 			}
 			t.settleOne(r, r.base)
@@ -430,12 +497,17 @@ func (t *Tracker) Run(now func() int64) (stop func()) {
 
 // gapDue reports whether room r's lowest awaited sequence number, which no
 // member has received, can be given up: a later publish of the room is
-// past the loss timeout. Under r.mu.
+// past the loss timeout (twice that while a join or leave is unanswered).
+// Under r.mu.
 func (t *Tracker) gapDue(r *room, now int64) bool {
+	wait := t.timeout
+	if r.changing > 0 {
+		wait = 2 * t.timeout
+	}
 	for s := r.base + 1; s < r.top; s++ {
 		rec := &r.recs[s%uint64(len(r.recs))]
 		if rec.used && rec.seq == s {
-			return now-rec.first >= t.timeout
+			return now-rec.intended >= wait
 		}
 	}
 	return false
@@ -448,16 +520,16 @@ func (t *Tracker) gapDue(r *room, now int64) bool {
 func (t *Tracker) settleOne(r *room, seq uint64) {
 	rec := &r.recs[seq%uint64(len(r.recs))]
 	have := rec.used && rec.seq == seq
-	measured := have && rec.measured
+	measured := r.prevMeasured
 	var publisher uint32 = math.MaxUint32
 	if have {
-		publisher = rec.publisher
-	} else if seq > 0 {
-		prev := &r.recs[(seq-1)%uint64(len(r.recs))]
-		measured = prev.seq == seq-1 && prev.measured
+		publisher, measured = rec.publisher, rec.measured
 	}
 	if measured {
 		want := int64(t.owed(r, seq, publisher))
+		if !have && t.b.Chat && !t.b.ToSelf && want > 0 {
+			want-- // its publisher, unknown, was one of the members and not owed it
+		}
 		got := int64(0)
 		if have {
 			got = min(int64(rec.recv), want)
@@ -478,12 +550,8 @@ func (t *Tracker) settleOne(r *room, seq uint64) {
 			}
 		}
 	}
-	if have {
-		rec.used = false
-	} else {
-		// Keep measured-ness for a following gap.
-		rec.seq, rec.measured = seq, measured
-	}
+	rec.used = false
+	r.prevMeasured, r.settled = measured, true
 	r.base = seq + 1
 	t.settled.Add(1)
 }
@@ -505,8 +573,9 @@ func (t *Tracker) prune(r *room) {
 // received and whose number no member saw (after the last number seen, or
 // all of them): the server may have numbered them or not, so the client
 // cannot know whom they were owed. Each is counted missing for every member
-// of the room at its last numbered publish (all its members, if it has
-// none), the publisher excluded in chat unless to_self. Under r.mu.
+// of the room at its last numbered publish (if no number was settled,
+// every member that joined; if none did, the members planned), the
+// publisher excluded in chat unless to_self. Under r.mu.
 func (t *Tracker) unseen(r *room) {
 	n := r.published.Load() - r.c.fannedOut
 	if n <= 0 {
@@ -514,9 +583,12 @@ func (t *Tracker) unseen(r *room) {
 	}
 	members := int64(0)
 	for _, s := range r.spans {
-		if !r.started || r.top == 0 || (r.top-1 >= s.from && r.top-1 < s.until) {
+		if !r.settled || r.top-1 >= s.from && r.top-1 < s.until {
 			members++
 		}
+	}
+	if len(r.spans) == 0 {
+		members = int64(t.b.Rooms[r.idx].Members) // nobody's join was answered
 	}
 	if t.b.Chat && !t.b.ToSelf && members > 0 {
 		members--
@@ -580,6 +652,7 @@ func (t *Tracker) Finish() (*result.Broadcast, error) {
 	out.FannedOut, out.Expected, out.Delivered, out.Missing = all.fannedOut, all.expected, all.delivered, all.missing
 	out.Duplicated, out.Extra, out.Late, out.Complete = all.duplicated, all.extra+t.extra.Load(), all.late, all.complete
 	out.Unseen = all.unseen
+	out.Unjoined = t.unjoined.Load()
 	h, err := result.FromHDR(fan)
 	if err != nil {
 		return nil, err

@@ -42,7 +42,7 @@ func feed(t *testing.T, tr *Tracker, ms []*Member, publisher uint32, steps []ste
 		m := ms[s.conn]
 		switch s.op {
 		case 'j', 'l':
-			if _, ok := m.AppendControl(nil); !ok {
+			if _, ok := m.AppendControl(nil, 0); !ok {
 				t.Fatalf("conn %d: no join or leave due", s.conn)
 			}
 			ok := false
@@ -98,6 +98,14 @@ func TestTrackerAccounting(t *testing.T) {
 			counts{fannedOut: 1, expected: 1, delivered: 1, extra: 1, complete: 1}},
 		{"chat: the publisher is not owed its own", 3, true, 0, []step{join(0, 0), join(1, 0), join(2, 0), del(1, 0), del(2, 0)},
 			counts{fannedOut: 1, expected: 2, delivered: 2, complete: 1}},
+		{"chat: its own publish is extra", 3, true, 0, []step{join(0, 0), join(1, 0), join(2, 0), del(0, 0), del(1, 0), del(2, 0)},
+			counts{fannedOut: 1, expected: 2, delivered: 2, extra: 1, complete: 1}},
+		{"chat: a number nobody got is not owed to its publisher", 3, true, 0, []step{join(0, 0), join(1, 0), join(2, 0), del(1, 0), del(2, 0), del(1, 2), del(2, 2)},
+			counts{fannedOut: 3, expected: 6, delivered: 4, missing: 2, complete: 2}},
+		{"joins answered out of order", 2, false, 2, []step{join(1, 1), join(0, 0), del(0, 0), del(0, 1), del(1, 1)},
+			counts{fannedOut: 2, expected: 3, delivered: 3, complete: 2}},
+		{"a wild number is extra and moves nothing", 1, false, 1, []step{join(0, 0), del(0, 1<<40), del(0, 0), del(0, 1)},
+			counts{fannedOut: 2, expected: 2, delivered: 2, extra: 1, complete: 2}},
 		{"ended: owed what the room numbered", 2, false, 2, []step{join(0, 0), join(1, 0), del(0, 0), del(0, 1), {'e', 1, 0}, del(0, 2)},
 			counts{fannedOut: 3, expected: 5, delivered: 3, missing: 2, complete: 1}},
 	}
@@ -145,7 +153,7 @@ func TestTrackerSweep(t *testing.T) {
 
 	tr, ms = newTracker(2, false, false)
 	feed(t, tr, ms, 2, []step{{'j', 0, 0}, {'d', 0, 0}})
-	ms[1].AppendControl(nil) // member 1's join is in flight
+	ms[1].AppendControl(nil, 0) // member 1's join is in flight
 	tr.Sweep(2000)
 	if tr.rooms[0].base != 0 {
 		t.Fatalf("settled while a join was unanswered")
@@ -176,37 +184,52 @@ func TestRoomSizes(t *testing.T) {
 	}
 }
 
-// A UDP member repeats its join every KeepAliveEvery, riding on a
-// delivery; the repeat and its answer change no membership.
-func TestMemberKeepAlive(t *testing.T) {
+// Over UDP a member repeats its join every keep-alive interval, and a join
+// that had no answer within the loss timeout; the repeats and their
+// answers change no membership.
+func TestMemberRepeats(t *testing.T) {
 	tr, ms := newTracker(1, false, false)
 	tr.udp, tr.b.ChurnEvery = true, 0
-	ms[0].udp = true
 	m := ms[0]
-	feed(t, tr, ms, 1, []step{{'j', 0, 0}})
+	m.udp = true
 	room := []byte("r")
-	m.Deliver(room, 0, 1, 0, 1000)
-	if m.Due() {
-		t.Fatal("a repeat due at once")
+	sec := int64(time.Second)
+	if _, ok := m.AppendControl(nil, 0); !ok {
+		t.Fatal("no join")
 	}
-	m.Deliver(room, 1, 1, 0, 1000+int64(KeepAliveEvery))
-	if !m.Due() {
-		t.Fatal("no repeat due after KeepAliveEvery")
+	if m.Tick(sec / 2) {
+		t.Fatal("a repeat due before the loss timeout")
 	}
-	b, ok := m.AppendControl(nil)
-	if !ok || b[0] != 'J' || tr.rooms[0].changing != 0 {
-		t.Fatalf("repeat %q ok %v, room changing %d: want a J that changes nothing", b, ok, tr.rooms[0].changing)
+	if !m.Tick(sec) || !m.Due() {
+		t.Fatal("an unanswered join not repeated after the loss timeout")
 	}
-	if !m.Joined(room, 2) || len(tr.rooms[0].spans) != 1 || m.from != 0 {
-		t.Fatalf("the answer to a repeat changed the membership: spans %v, from %d", tr.rooms[0].spans, m.from)
+	b, ok := m.AppendControl(nil, sec)
+	if !ok || b[0] != 'J' || tr.rooms[0].changing != 1 {
+		t.Fatalf("repeat %q ok %v, room changing %d: want a J that is not a second change", b, ok, tr.rooms[0].changing)
 	}
-	if m.Joined(room, 2) {
-		t.Fatal("a second answer to one repeat accepted")
+	if !m.Joined(room, 0) || !m.Joined(room, 1) || m.Joined(room, 2) {
+		t.Fatal("want the join and the repeat answered once each, then no more")
 	}
-	m.Deliver(room, 2, 1, 0, 2000+int64(KeepAliveEvery))
+	if len(tr.rooms[0].spans) != 1 || m.from != 0 || tr.rooms[0].changing != 0 {
+		t.Fatalf("spans %v, from %d, changing %d: want one membership from 0", tr.rooms[0].spans, m.from, tr.rooms[0].changing)
+	}
+	m.Deliver(room, 0, 1, sec, sec+1000)
+	if m.Tick(sec + int64(KeepAliveEvery) - 1) {
+		t.Fatal("a keep-alive due early")
+	}
+	if !m.Tick(sec + int64(KeepAliveEvery)) {
+		t.Fatal("no keep-alive after KeepAliveEvery")
+	}
+	if b, ok := m.AppendControl(nil, sec+int64(KeepAliveEvery)); !ok || b[0] != 'J' {
+		t.Fatalf("keep-alive %q, %v", b, ok)
+	}
+	if !m.Joined(room, 5) || m.from != 0 {
+		t.Fatalf("the keep-alive's answer moved the membership to %d", m.from)
+	}
+	m.Deliver(room, 1, 1, sec, sec+2000)
 	res, _ := tr.Finish()
-	if res.Delivered != 3 || res.Missing != 0 || res.Extra != 0 {
-		t.Errorf("delivered %d missing %d extra %d, want 3 0 0", res.Delivered, res.Missing, res.Extra)
+	if res.Delivered != 2 || res.Missing != 0 || res.Extra != 0 {
+		t.Errorf("delivered %d missing %d extra %d, want 2 0 0", res.Delivered, res.Missing, res.Extra)
 	}
 }
 
@@ -226,5 +249,47 @@ func TestTrackerUnseen(t *testing.T) {
 	if b.FannedOut != 1 || b.Unseen != 2 || b.Expected != 6 || b.Missing != 4 || b.Delivered != 2 {
 		t.Errorf("fanned out %d unseen %d expected %d missing %d delivered %d, want 1 2 6 4 2",
 			b.FannedOut, b.Unseen, b.Expected, b.Missing, b.Delivered)
+	}
+}
+
+// A delivery a member took while its leave was unanswered, at or after the
+// until the answer gives, was not owed: it becomes extra.
+func TestMemberLeaveTakesBack(t *testing.T) {
+	tr, ms := newTracker(2, false, false)
+	feed(t, tr, ms, 2, []step{{'j', 0, 0}, {'j', 1, 0}, {'d', 0, 0}, {'d', 1, 0}})
+	room := []byte("r")
+	m := ms[0]
+	if b, ok := m.AppendControl(nil, 0); !ok || b[0] != 'L' {
+		t.Fatalf("no leave due after a delivery (churn every 1): %q", b)
+	}
+	m.Deliver(room, 1, 2, 0, 1000)
+	m.Deliver(room, 2, 2, 0, 1000)
+	ms[1].Deliver(room, 1, 2, 0, 1000)
+	ms[1].Deliver(room, 2, 2, 0, 1000)
+	if !m.Left(room, 2) {
+		t.Fatal("left refused")
+	}
+	b, _ := tr.Finish()
+	if b.Expected != 5 || b.Delivered != 5 || b.Extra != 1 || b.Missing != 0 {
+		t.Errorf("expected %d delivered %d extra %d missing %d, want 5 5 1 0", b.Expected, b.Delivered, b.Extra, b.Missing)
+	}
+}
+
+// A room whose subscribers' joins were never answered owes its planned
+// members every publish: a server that ignores joins does not look perfect.
+func TestTrackerNeverJoined(t *testing.T) {
+	tr, ms := newTracker(3, false, false)
+	for _, m := range ms {
+		m.AppendControl(nil, 0)
+	}
+	for range 4 {
+		tr.Published(0, 0)
+	}
+	for _, m := range ms {
+		m.End()
+	}
+	b, _ := tr.Finish()
+	if b.Unseen != 4 || b.Expected != 12 || b.Missing != 12 || b.Unjoined != 3 {
+		t.Errorf("unseen %d expected %d missing %d unjoined %d, want 4 12 12 3", b.Unseen, b.Expected, b.Missing, b.Unjoined)
 	}
 }
