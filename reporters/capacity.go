@@ -50,11 +50,11 @@ func HTMLCapacity(w io.Writer, c *Capacity) error {
 		names = append(names, "loss")
 	}
 	names = append(names, "error_rate")
-	head := []string{"step", "conns"}
+	head := []string{"step", "conns", "verdict"}
 	for _, n := range names {
 		head = append(head, compare.MustLookup(n).Label)
 	}
-	pg.Head = append(head, "cpu", "verdict")
+	pg.Head = append(head, "cpu")
 	xs := make([]float64, len(c.Steps))
 	reps := make([]result.Repetition, len(c.Steps))
 	for i, st := range c.Steps {
@@ -70,9 +70,9 @@ func HTMLCapacity(w io.Writer, c *Capacity) error {
 		row := capacityRow{N: i + 1, Conns: st.Conns, Passed: st.Passed, Verdict: st.Verdict, Page: page}
 		switch i {
 		case c.LastPass:
-			row.Mark = "the last step that passed"
+			row.Mark = "the last pass"
 		case c.Breaking:
-			row.Mark = "the step that broke"
+			row.Mark = "the break"
 		}
 		for _, n := range names {
 			m := compare.MustLookup(n)
@@ -140,10 +140,10 @@ type capacityPage struct {
 
 type capacityRow struct {
 	N, Conns int
-	Cells    []string // the figures between conns and cpu
+	Cells    []string // the figures after the verdict, cpu last
 	Passed   bool
 	Verdict  string
-	Mark     string // "the last step that passed", "the step that broke", or ""
+	Mark     string // "the last pass", "the break", or ""
 	Page     *htmlPage
 }
 
@@ -161,7 +161,7 @@ const capacityHTML = `{{define "capacity"}}{{template "head" (print "sockbench c
 <h2>Steps</h2>
 <div class="wide"><table class="num">
 <tr>{{range .Head}}<th>{{.}}</th>{{end}}</tr>
-{{range .Steps}}<tr{{if .Mark}} class="mark"{{end}}><td><a href="#{{.ID}}">{{.N}}</a></td><td>{{.Conns}}</td>{{range .Cells}}<td>{{.}}</td>{{end}}<td>{{if .Passed}}<span class="pass">pass</span>{{else}}<span class="fail">{{.Verdict}}</span>{{end}}{{with .Mark}} ({{.}}){{end}}</td></tr>
+{{range .Steps}}<tr{{if .Mark}} class="mark"{{end}}><td><a href="#{{.ID}}">{{.N}}</a></td><td>{{.Conns}}</td><td class="verdict">{{if .Passed}}<span class="pass">pass</span>{{else}}<span class="fail">{{.Verdict}}</span>{{end}}{{with .Mark}} ({{.}}){{end}}</td>{{range .Cells}}<td>{{.}}</td>{{end}}</tr>
 {{end}}</table></div>
 
 <h2>Charts</h2>

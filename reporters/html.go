@@ -384,7 +384,7 @@ table.num td:first-child, table.num th:first-child { text-align: left; padding-l
 table.rooms { font-size: 12px; } table.rooms td, table.rooms th { white-space: nowrap; padding-left: 6px; }
 .notice { background: #fff3cd; border: 1px solid #e0c060; padding: 6px 10px; margin: 8px 0; }
 .pass { color: #17692c; font-weight: 600; } .fail { color: #b00020; font-weight: 600; }
-tr.mark td { background: #f2f6fa; }
+tr.mark td { background: #f2f6fa; } table.num td.verdict { text-align: left; min-width: 14em; }
 details { margin: 10px 0; border-left: 3px solid #ddd; padding-left: 10px; } summary { cursor: pointer; font-weight: 600; }
 svg.chart { display: block; margin: 14px 0; background: #fff; }
 svg.chart text { font: 11px system-ui, sans-serif; fill: #333; }
