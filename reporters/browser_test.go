@@ -30,9 +30,12 @@ func findChromium() string {
 	return ""
 }
 
-// probeScript, appended to a report, measures every chart as laid out by
-// the browser and writes the sizes into the DOM for --dump-dom to show.
+// probeScript, appended to a report, opens every collapsed section (an
+// overlay's runs, a capacity search's steps), measures every chart as laid
+// out by the browser and writes the sizes into the DOM for --dump-dom to
+// show.
 const probeScript = `<script>
+document.querySelectorAll("details").forEach(d => { d.open = true; });
 const charts = [...document.querySelectorAll("svg.chart")].map(s => {
   const r = s.getBoundingClientRect();
   return {w: r.width, h: r.height, lines: [...s.querySelectorAll("polyline")].map(p => p.getBBox().width),
@@ -60,17 +63,28 @@ func TestHTMLInBrowser(t *testing.T) {
 		t.Skipf("no Chromium: none of %s on PATH and $SOCKBENCH_CHROMIUM unset; install Debian's chromium (.ci/run does) to run the browser test", strings.Join(chromiumNames, ", "))
 	}
 	cases := []struct {
-		name      string
-		broadcast bool
-		charts    int
+		name   string
+		render func(t *testing.T) string
+		charts int
 	}{
-		{"echo", false, 5},
-		{"broadcast", true, 8},
+		{"echo", func(t *testing.T) string { return renderHTML(t, richResult(t, false)) }, 5},
+		{"broadcast", func(t *testing.T) string { return renderHTML(t, richResult(t, true)) }, 8},
+		{"repetitions", func(t *testing.T) string { return renderHTML(t, repeated(t, false)) }, 7},
+		{"overlay", func(t *testing.T) string {
+			return renderOverlay(t, Labelled{"a.json", richResult(t, false)}, Labelled{"b.json", repeated(t, false)})
+		}, 3 + 5 + 7},
+		{"capacity", func(t *testing.T) string {
+			var b bytes.Buffer
+			if err := HTMLCapacity(&b, capacity(t, true, false)); err != nil {
+				t.Fatal(err)
+			}
+			return b.String()
+		}, 3 + 3*8},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			// Not parallel: one browser at a time on a small machine.
-			page := strings.Replace(renderHTML(t, richResult(t, tc.broadcast)), "</body>", probeScript+"</body>", 1)
+			page := strings.Replace(tc.render(t), "</body>", probeScript+"</body>", 1)
 			dir := t.TempDir()
 			file := filepath.Join(dir, "report.html")
 			if err := os.WriteFile(file, []byte(page), 0o644); err != nil {

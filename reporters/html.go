@@ -20,14 +20,15 @@ import (
 // table and counters, and charts: latency and service time on the nines
 // axis; latency p50/p99/max, send and receive rate against the plan, open
 // connections, and errors and losses per second over time; for a broadcast
-// run per-room delivery latency, delivery ratio and fan-out completion.
-// Every string from the Result is escaped by html/template.
+// run per-room delivery latency, delivery ratio and fan-out completion;
+// for a run of several repetitions (run --count N) a table and charts of
+// each repetition's latency p50/p99/p99.9 and throughput. Every string from the Result is escaped by html/template.
 func HTML(w io.Writer, r *result.Result) error {
 	page, err := newPage(r)
 	if err != nil {
 		return err
 	}
-	return htmlTemplate.Execute(w, page)
+	return htmlTemplate.ExecuteTemplate(w, "report", page)
 }
 
 // htmlPage is what the template renders; strings are formatted for people.
@@ -43,7 +44,8 @@ type htmlPage struct {
 	Warnings  []string
 	Charts    []svgView
 	Broadcast *broadcastView
-	Text      string // the text summary, for copying
+	Reps      *repView // run --count N: one row and point per repetition
+	Text      string   // the text summary, for copying
 }
 
 type kv struct{ K, V string }
@@ -171,6 +173,7 @@ func newPage(r *result.Result) (*htmlPage, error) {
 			return nil, err
 		}
 	}
+	pg.Reps = repetitions(r)
 	var text strings.Builder
 	if err := Text(&text, r); err != nil {
 		return nil, err
@@ -273,39 +276,47 @@ func runCharts(r *result.Result) ([]svgView, error) {
 	if err != nil {
 		return nil, err
 	}
-	ivs := r.Intervals
-	t := make([]float64, len(ivs))
-	p50, p99, pmax := make([]float64, len(ivs)), make([]float64, len(ivs)), make([]float64, len(ivs))
-	send, recv, plan := make([]float64, len(ivs)), make([]float64, len(ivs)), make([]float64, len(ivs))
-	conns, errs, lost := make([]float64, len(ivs)), make([]float64, len(ivs)), make([]float64, len(ivs))
-	peak := 0.0
-	for i, iv := range ivs {
-		t[i] = float64(iv.TNs) / 1e9
-		p50[i], p99[i], pmax[i] = float64(iv.P50Ns), float64(iv.P99Ns), float64(iv.MaxNs)
-		peak = max(peak, pmax[i])
-		send[i], recv[i], plan[i] = iv.SendRate, iv.RecvRate, iv.PlannedRate
-		conns[i], errs[i], lost[i] = float64(iv.OpenConns), float64(iv.Errors), float64(iv.Lost)
-	}
-	scale, unit := durUnit(peak)
-	for i := range ivs {
-		p50[i], p99[i], pmax[i] = p50[i]/scale, p99[i]/scale, pmax[i]/scale
-	}
+	s := seriesOf(r.Intervals)
+	lat := []series{{Name: "p50", X: s.t, Y: s.p50}, {Name: "p99", X: s.t, Y: s.p99}, {Name: "max", X: s.t, Y: s.pmax}}
+	unit := scaleDur(lat)
 	b := &band{From: float64(r.Window.StartNs) / 1e9, To: float64(r.Window.EndNs) / 1e9, Label: "measured"}
-	const xl = "time since start (s)"
-	rates := []series{{Name: "send rate", X: t, Y: send}, {Name: "receive rate", X: t, Y: recv}}
+	rates := []series{{Name: "send rate", X: s.t, Y: s.send}, {Name: "receive rate", X: s.t, Y: s.recv}}
 	if r.Plan.Mode != "closed" {
-		rates = append(rates, series{Name: "planned rate", X: t, Y: plan, Dash: true})
+		rates = append(rates, series{Name: "planned rate", X: s.t, Y: s.plan, Dash: true})
 	}
 	return []svgView{
 		nines,
-		lineChart{Title: "Latency over time (replies received in each second)", XLabel: xl, YLabel: "latency (" + unit + ")", Band: b,
-			Series: []series{{Name: "p50", X: t, Y: p50}, {Name: "p99", X: t, Y: p99}, {Name: "max", X: t, Y: pmax}}}.view(),
-		lineChart{Title: "Send and receive rate against the plan", XLabel: xl, YLabel: "rate (msg/s)", Band: b, Series: rates}.view(),
-		lineChart{Title: "Open connections", XLabel: xl, YLabel: "connections", Band: b,
-			Series: []series{{Name: "open connections", X: t, Y: conns}}}.view(),
-		lineChart{Title: "Errors and losses per second", XLabel: xl, YLabel: "count per interval", Band: b,
-			Series: []series{{Name: "errors", X: t, Y: errs}, {Name: "lost messages", X: t, Y: lost}}}.view(),
+		lineChart{Title: "Latency over time (replies received in each second)", XLabel: timeAxis, YLabel: "latency (" + unit + ")", Band: b,
+			Series: lat}.view(),
+		lineChart{Title: "Send and receive rate against the plan", XLabel: timeAxis, YLabel: "rate (msg/s)", Band: b, Series: rates}.view(),
+		lineChart{Title: "Open connections", XLabel: timeAxis, YLabel: "connections", Band: b,
+			Series: []series{{Name: "open connections", X: s.t, Y: s.conns}}}.view(),
+		lineChart{Title: "Errors and losses per second", XLabel: timeAxis, YLabel: "count per interval", Band: b,
+			Series: []series{{Name: "errors", X: s.t, Y: s.errs}, {Name: "lost messages", X: s.t, Y: s.lost}}}.view(),
 	}, nil
+}
+
+// timeAxis is the x label of the charts over time.
+const timeAxis = "time since start (s)"
+
+// intervalSeries are a run's interval figures as chart data: t in s since
+// the start, latencies in ns, rates in msg/s, counts per interval.
+type intervalSeries struct {
+	t, p50, p99, pmax, send, recv, plan, conns, errs, lost []float64
+}
+
+func seriesOf(ivs []result.Interval) intervalSeries {
+	n := len(ivs)
+	s := intervalSeries{t: make([]float64, n), p50: make([]float64, n), p99: make([]float64, n), pmax: make([]float64, n),
+		send: make([]float64, n), recv: make([]float64, n), plan: make([]float64, n),
+		conns: make([]float64, n), errs: make([]float64, n), lost: make([]float64, n)}
+	for i, iv := range ivs {
+		s.t[i] = float64(iv.TNs) / 1e9
+		s.p50[i], s.p99[i], s.pmax[i] = float64(iv.P50Ns), float64(iv.P99Ns), float64(iv.MaxNs)
+		s.send[i], s.recv[i], s.plan[i] = iv.SendRate, iv.RecvRate, iv.PlannedRate
+		s.conns[i], s.errs[i], s.lost[i] = float64(iv.OpenConns), float64(iv.Errors), float64(iv.Lost)
+	}
+	return s
 }
 
 // broadcastCharts is the broadcast section: accounting, the per-room table,
@@ -339,13 +350,30 @@ func broadcastCharts(bc *result.Broadcast) (*broadcastView, error) {
 	return v, nil
 }
 
-var htmlTemplate = template.Must(template.New("report").Parse(`<!DOCTYPE html>
+// htmlTemplate holds the three pages ("report": one run; "overlay": two
+// runs overlaid; "capacity": a capacity search's steps) and their parts:
+// "style", "run" (one run's sections, which the other pages repeat per run
+// or step), "table" (cells, header row first) and "svg" (a chart).
+var htmlTemplate = template.Must(template.Must(template.New("report").Parse(reportHTML)).Parse(overlayHTML + capacityHTML))
+
+const reportHTML = `{{template "head" (print "sockbench report: " .Name)}}
+{{template "run" .}}
+<h2>Text summary</h2>
+<pre>{{.Text}}</pre>
+</body>
+</html>
+{{define "head"}}<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>sockbench report: {{.Name}}</title>
-<style>
+<title>{{.}}</title>
+{{template "style"}}
+</head>
+<body>
+<h1>{{.}}</h1>
+{{end}}
+{{define "style"}}<style>
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222; margin: 24px auto; max-width: 800px; padding: 0 12px; }
 h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: 6px 0; } td, th { padding: 2px 10px 2px 0; vertical-align: top; text-align: left; }
@@ -356,6 +384,8 @@ table.num td:first-child, table.num th:first-child { text-align: left; padding-l
 table.rooms { font-size: 12px; } table.rooms td, table.rooms th { white-space: nowrap; padding-left: 6px; }
 .notice { background: #fff3cd; border: 1px solid #e0c060; padding: 6px 10px; margin: 8px 0; }
 .pass { color: #17692c; font-weight: 600; } .fail { color: #b00020; font-weight: 600; }
+tr.mark td { background: #f2f6fa; } table.num td.verdict { text-align: left; min-width: 14em; }
+details { margin: 10px 0; border-left: 3px solid #ddd; padding-left: 10px; } summary { cursor: pointer; font-weight: 600; }
 svg.chart { display: block; margin: 14px 0; background: #fff; }
 svg.chart text { font: 11px system-ui, sans-serif; fill: #333; }
 svg.chart text.title { font-size: 13px; font-weight: 600; }
@@ -364,11 +394,8 @@ svg.chart text.bandlabel { fill: #888; }
 svg.chart line.grid { stroke: #e6e6e6; } svg.chart line.axis { stroke: #444; }
 svg.chart rect.band { fill: #f2f6fa; }
 pre { background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 12px; }
-</style>
-</head>
-<body>
-<h1>sockbench report: {{.Name}}</h1>
-{{range .Notices}}<div class="notice">{{.}}</div>
+</style>{{end}}
+{{define "run"}}{{range .Notices}}<div class="notice">{{.}}</div>
 {{end}}
 <table>
 {{range .Header}}{{if .V}}<tr><th>{{.K}}</th><td>{{.V}}</td></tr>{{end}}
@@ -395,7 +422,12 @@ pre { background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 12px; }
 <table>
 {{range .Counters}}<tr><th>{{.K}}</th><td>{{.V}}</td></tr>
 {{end}}</table>
-
+{{with .Reps}}
+<h2>Repetitions</h2>
+<p>Each repetition is a measured window of its own, with fresh connections; the figures above merge them all.</p>
+{{template "table" .Rows}}
+{{range .Charts}}{{template "svg" .}}{{end}}
+{{end}}
 <h2>Charts</h2>
 {{range .Charts}}{{template "svg" .}}{{end}}
 {{with .Broadcast}}
@@ -407,15 +439,14 @@ pre { background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 12px; }
 {{range $i, $row := .Rooms}}<tr>{{range $row}}{{if eq $i 0}}<th>{{.}}</th>{{else}}<td>{{.}}</td>{{end}}{{end}}</tr>
 {{end}}</table></div>
 {{range .Charts}}{{template "svg" .}}{{end}}
-{{end}}
-<h2>Text summary</h2>
-<pre>{{.Text}}</pre>
-</body>
-</html>
+{{end}}{{end}}
+{{define "table"}}<div class="wide"><table class="num">
+{{range $i, $row := .}}<tr>{{range $row}}{{if eq $i 0}}<th>{{.}}</th>{{else}}<td>{{.}}</td>{{end}}{{end}}</tr>
+{{end}}</table></div>{{end}}
 {{define "svg"}}<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{{.W}}" height="{{.H}}" viewBox="0 0 {{.W}} {{.H}}" role="img" aria-label="{{.Title}}">
 {{range .Rects}}<rect x="{{printf "%.1f" .X}}" y="{{printf "%.1f" .Y}}" width="{{printf "%.1f" .W}}" height="{{printf "%.1f" .H}}"{{with .Class}} class="{{.}}"{{end}}{{with .Fill}} fill="{{.}}"{{end}}/>
 {{end}}{{range .Lines}}<line x1="{{printf "%.1f" .X1}}" y1="{{printf "%.1f" .Y1}}" x2="{{printf "%.1f" .X2}}" y2="{{printf "%.1f" .Y2}}" class="{{.Class}}"/>
 {{end}}{{range .Polys}}<polyline fill="none" stroke="{{.Color}}" stroke-width="1.6"{{if .Dash}} stroke-dasharray="5 4"{{end}} points="{{.Points}}"><desc>{{.Name}}</desc></polyline>
 {{end}}{{range .Texts}}<text x="{{printf "%.1f" .X}}" y="{{printf "%.1f" .Y}}" text-anchor="{{.Anchor}}"{{with .Class}} class="{{.}}"{{end}}{{if .Rotate}} transform="rotate(-90 {{printf "%.1f" .X}} {{printf "%.1f" .Y}})"{{end}}>{{.S}}</text>
 {{end}}</svg>
-{{end}}`))
+{{end}}`

@@ -50,9 +50,10 @@ type band struct {
 }
 
 type series struct {
-	Name string
-	X, Y []float64
-	Dash bool // a dashed line: a plan or reference, not a measurement
+	Name   string
+	X, Y   []float64
+	Dash   bool // a dashed line: a plan or reference, not a measurement
+	Points bool // a marker at each point: few points, each a measurement
 }
 
 // svgView is what the "svg" template draws.
@@ -164,6 +165,11 @@ func (c lineChart) view() svgView {
 		}
 		color := palette[i%len(palette)]
 		v.Polys = append(v.Polys, svgPoly{Name: s.Name, Points: pts.String(), Color: color, Dash: s.Dash})
+		if s.Points {
+			for j := range s.X {
+				v.Rects = append(v.Rects, svgRect{X: px(s.X[j]) - 3, Y: py(s.Y[j]) - 3, W: 6, H: 6, Fill: color})
+			}
+		}
 		lx := plotLeft + float64(i%perRow*legendItemW)
 		ly := bottom + 52 + float64(i/perRow*legendRowH)
 		v.Rects = append(v.Rects, svgRect{X: lx, Y: ly - 8, W: 14, H: 4, Fill: color})

@@ -22,6 +22,7 @@ type capacitySearch struct {
 	until    []string
 	factor   float64
 	maxSteps int
+	html     string // --html: one report of every step
 }
 
 // searchFlags checks the capacity search flags.
@@ -76,6 +77,12 @@ func runCapacity(ctx context.Context, spec *scenarios.Spec, p *plan.Plan, cs *ca
 	}
 	if err := capacityTable(stdout, c, until); err != nil {
 		return err
+	}
+	if cs.html != "" && len(c.Steps) > 0 {
+		if err := createReport(cs.html, "html", func(w io.Writer) error { return reporters.HTMLCapacity(w, capacityReport(c, until)) }); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "sockbench: HTML report of the %d steps written to %s\n", len(c.Steps), cs.html)
 	}
 	if werr != nil {
 		return &cannotError{fmt.Errorf("a step's result could not be written: %w", werr)}
@@ -147,18 +154,31 @@ func capacityTable(w io.Writer, c *scenarios.Capacity, until []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	switch {
-	case c.LastPass >= 0 && c.Breaking >= 0:
-		fmt.Fprintf(w, "capacity: %d conns pass; %d conns break (%s)\n", c.Steps[c.LastPass].Conns, c.Steps[c.Breaking].Conns, c.Stop)
-	case c.LastPass >= 0:
-		fmt.Fprintf(w, "capacity: at least %d conns pass; %s\n", c.Steps[c.LastPass].Conns, c.Stop)
-	case c.Breaking >= 0:
-		fmt.Fprintf(w, "capacity: the first step (%d conns) already breaks (%s)\n", c.Steps[c.Breaking].Conns, c.Stop)
-	default:
-		fmt.Fprintf(w, "capacity: no step finished (%s)\n", c.Stop)
-	}
+	fmt.Fprintln(w, conclusion(c))
 	fmt.Fprintf(w, "conditions: a step breaks when %s\n", strings.Join(until, " or "))
 	return nil
+}
+
+// conclusion is the search's outcome in one line.
+func conclusion(c *scenarios.Capacity) string {
+	switch {
+	case c.LastPass >= 0 && c.Breaking >= 0:
+		return fmt.Sprintf("capacity: %d conns pass; %d conns break (%s)", c.Steps[c.LastPass].Conns, c.Steps[c.Breaking].Conns, c.Stop)
+	case c.LastPass >= 0:
+		return fmt.Sprintf("capacity: at least %d conns pass; %s", c.Steps[c.LastPass].Conns, c.Stop)
+	case c.Breaking >= 0:
+		return fmt.Sprintf("capacity: the first step (%d conns) already breaks (%s)", c.Steps[c.Breaking].Conns, c.Stop)
+	}
+	return fmt.Sprintf("capacity: no step finished (%s)", c.Stop)
+}
+
+// capacityReport is the search as the HTML report takes it.
+func capacityReport(c *scenarios.Capacity, until []string) *reporters.Capacity {
+	rc := &reporters.Capacity{LastPass: c.LastPass, Breaking: c.Breaking, Until: until, Stop: c.Stop, Conclusion: conclusion(c)}
+	for _, st := range c.Steps {
+		rc.Steps = append(rc.Steps, reporters.CapacityStep{Conns: st.Conns, Result: st.Result, Verdict: stepVerdict(st), Passed: st.Passed()})
+	}
+	return rc
 }
 
 // ms formats ns as milliseconds with three decimals, for aligned columns.

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -30,7 +31,8 @@ func TestRunFindMax(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			out := filepath.Join(dir, "cap.json")
-			args := append(append(append([]string{}, small...), tc.args...), "--out", out)
+			page := filepath.Join(dir, "cap.html")
+			args := append(append(append([]string{}, small...), tc.args...), "--out", out, "--html", page)
 			code, stdout, stderr := runCLI(t, args...)
 			if tc.code == exitOK && regexp.MustCompile(`BREAKS: the load generator saturated`).MatchString(stdout) {
 				// On a loaded machine (the race detector on 2 cores) the
@@ -50,6 +52,14 @@ func TestRunFindMax(t *testing.T) {
 				if r.Broadcast == nil || r.Broadcast.Missing != 0 || r.Broadcast.Delivered == 0 {
 					t.Errorf("step %d: broadcast %+v", i, r.Broadcast)
 				}
+			}
+			// One report of every step, each with its section.
+			b, err := os.ReadFile(page)
+			if err != nil {
+				t.Fatalf("--html: %v", err)
+			}
+			if got := strings.Count(string(b), `<h2 id="step-`); got != tc.steps || !strings.Contains(string(b), "<h1>sockbench capacity search: broadcast</h1>") {
+				t.Errorf("the capacity report has %d step sections, want %d", got, tc.steps)
 			}
 			if _, err := os.Stat(filepath.Join(dir, "cap-step"+string(rune('0'+tc.steps+1))+".json")); err == nil {
 				t.Errorf("a step after the search stopped was written")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sockbench/sockbench/internal/compare"
 	"github.com/sockbench/sockbench/internal/result"
+	"github.com/sockbench/sockbench/reporters"
 	"github.com/sockbench/sockbench/scenarios"
 )
 
@@ -27,6 +28,7 @@ type side struct {
 // repetitions taking turns: see runInterleaved), prints
 // each summary, then the two side by side with ratios, and writes both
 // results: --out with "-LABEL" before the extension, or the default names.
+// --html writes one report of both runs overlaid.
 // Thresholds are checked against each; exit 1 if any failed on either.
 func runPair(ctx context.Context, arg string, o scenarios.Overrides, f runFlags, stdout, stderr io.Writer) error {
 	sides, title, err := pairSides(arg, o, f)
@@ -66,6 +68,13 @@ func runPair(ctx context.Context, arg string, o scenarios.Overrides, f runFlags,
 	if err := t.Text(stdout); err != nil {
 		return err
 	}
+	if f.html != "" {
+		a, b := reporters.Labelled{Label: sides[0].label, Result: runs[0]}, reporters.Labelled{Label: sides[1].label, Result: runs[1]}
+		if err := createReport(f.html, "html", func(w io.Writer) error { return reporters.HTMLOverlay(w, title, a, b, t) }); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "sockbench: HTML report of both runs written to %s\n", f.html)
+	}
 	// CI outputs: the thresholds of both runs, the table in the summary.
 	if err := f.ci.writeRun(runs[1]); err != nil {
 		return err
@@ -82,16 +91,15 @@ func runPair(ctx context.Context, arg string, o scenarios.Overrides, f runFlags,
 }
 
 // sideFlags are the run flags of one side of a pair and its result file:
-// --out and --html with "-LABEL" before the extension.
+// --out with "-LABEL" before the extension; no --html (runPair writes one
+// report of both).
 func sideFlags(f runFlags, label string) (runFlags, string) {
 	out := ""
 	if f.out != "" {
 		ext := filepath.Ext(f.out)
 		out = strings.TrimSuffix(f.out, ext) + "-" + label + ext
 	}
-	if f.html != "" {
-		f.html = strings.TrimSuffix(f.html, filepath.Ext(f.html)) + "-" + label + filepath.Ext(f.html)
-	}
+	f.html = ""
 	return f, out
 }
 

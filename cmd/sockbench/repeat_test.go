@@ -32,8 +32,9 @@ func TestRunCount(t *testing.T) {
 	bench := filepath.Join(dir, "r.bench")
 	junit := filepath.Join(dir, "r.xml")
 	md := filepath.Join(dir, "r.md")
+	page := filepath.Join(dir, "r.html")
 	args := append([]string{"run", "echo-tcp", "--count", "2", "--out", out, "--benchfmt", bench, "--junit", junit, "--summary-md", md,
-		"--threshold", "p50 < 1ns"}, tiny...)
+		"--threshold", "p50 < 1ns", "--html", page}, tiny...)
 	code, stdout, stderr := runCLI(t, args...)
 	if code != exitGate {
 		t.Fatalf("exit %d, want %d (p50 < 1ns fails); stderr:\n%s", code, exitGate, stderr)
@@ -61,6 +62,9 @@ func TestRunCount(t *testing.T) {
 	}
 	if got := r.MeasuredSeconds(); got != secs || secs < 0.9 {
 		t.Errorf("measured %.3fs, want the sum %.3fs of two ~0.5s windows", got, secs)
+	}
+	if b, err := os.ReadFile(page); err != nil || !bytes.Contains(b, []byte("<h2>Repetitions</h2>")) || !bytes.Contains(b, []byte("Latency per repetition")) {
+		t.Errorf("run --count 2 --html: no repetitions section (%v)", err)
 	}
 
 	// benchfmt: one line per repetition, read by x/perf's reader.
@@ -138,13 +142,16 @@ func TestRunPairs(t *testing.T) {
 		stdout []string
 		stderr string
 		files  []string
+		html   []string // in the one HTML report, r.html
 	}{
 		{name: "tcp-vs-udp", args: []string{"tcp-vs-udp"}, code: exitOK,
 			stdout: []string{"tcp-vs-udp: tcp and udp side by side (ratio = udp / tcp)", "metric", "tcp", "udp", "ratio", "latency p99", "reordered", "loss", "transports differ: base tcp, new udp"},
-			files:  []string{"r-tcp.json", "r-udp.json"}},
+			files:  []string{"r-tcp.json", "r-udp.json"},
+			html:   []string{"<h1>sockbench comparison: tcp-vs-udp</h1>", "tcp: latency", "udp: latency", "<th>ratio</th>"}},
 		{name: "against reference", args: []string{"echo-tcp", "--against", "reference", "--target", srv.URL("tcp")}, code: exitOK,
 			stdout: []string{"echo-tcp against reference: reference and target side by side (ratio = target / reference)", "throughput"},
-			files:  []string{"r-reference.json", "r-target.json"}},
+			files:  []string{"r-reference.json", "r-target.json"},
+			html:   []string{"<h1>sockbench comparison: echo-tcp against reference</h1>", "reference: p99", "target: receive rate"}},
 		{name: "against without a target", args: []string{"echo-tcp", "--against", "reference"}, code: exitUsage,
 			stderr: "--against reference needs a --target"},
 		{name: "against something else", args: []string{"echo-tcp", "--against", "nginx", "--target", srv.URL("tcp")}, code: exitUsage,
@@ -155,7 +162,7 @@ func TestRunPairs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			args := append(append([]string{"run"}, tc.args...), "--out", filepath.Join(dir, "r.json"))
+			args := append(append([]string{"run"}, tc.args...), "--out", filepath.Join(dir, "r.json"), "--html", filepath.Join(dir, "r.html"))
 			code, stdout, stderr := runCLI(t, append(args, tiny...)...)
 			if code != tc.code {
 				t.Fatalf("exit %d, want %d; stdout:\n%s\nstderr:\n%s", code, tc.code, stdout, stderr)
@@ -170,6 +177,15 @@ func TestRunPairs(t *testing.T) {
 			}
 			for _, f := range tc.files {
 				checkAccounting(t, readResult(t, filepath.Join(dir, f)))
+			}
+			page, _ := os.ReadFile(filepath.Join(dir, "r.html"))
+			for _, s := range tc.html {
+				if !bytes.Contains(page, []byte(s)) {
+					t.Errorf("r.html lacks %q", s)
+				}
+			}
+			if m, _ := filepath.Glob(filepath.Join(dir, "r-*.html")); len(m) > 0 {
+				t.Errorf("a report per side: %v; want the one overlay", m)
 			}
 		})
 	}

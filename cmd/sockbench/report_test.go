@@ -49,6 +49,9 @@ func TestReportCLI(t *testing.T) {
 		{"hgrm one metric", []string{"--format", "hgrm", "--metric", "connect"}, []string{"Total count    =            5]"}, nil},
 		{"hgrm files", []string{"--format", "hgrm", "-o", filepath.Join(dir, "h.hgrm")}, nil,
 			[]string{"h.latency.hgrm", "h.service_time.hgrm", "h.connect.hgrm", "h.send_lag.hgrm"}},
+		{"overlay", []string{res, "-f", "html", "--label", "<a>", "--label", "b"},
+			[]string{"<h1>sockbench comparison: &lt;a&gt; vs b</h1>", "&lt;a&gt;: latency", "b: receive rate", "<td>latency p99</td>"}, nil},
+		{"overlay to file, named by file", []string{res, "-f", "html", "-o", filepath.Join(dir, "cmp.html")}, nil, []string{"cmp.html"}},
 		{"hgrm one file", []string{"--format", "hgrm", "--metric", "send_lag", "-o", filepath.Join(dir, "one")}, nil, []string{"one.send_lag.hgrm"}},
 	}
 	for _, tc := range cases {
@@ -97,6 +100,15 @@ func TestReportErrors(t *testing.T) {
 	if err := result.WriteFile(good, r); err != nil {
 		t.Fatal(err)
 	}
+	closed := filepath.Join(dir, "closed.json")
+	r.Plan.Mode = "closed"
+	if err := result.WriteFile(closed, r); err != nil {
+		t.Fatal(err)
+	}
+	r.Plan.Mode = "open"
+	if err := result.WriteFile(good, r); err != nil {
+		t.Fatal(err)
+	}
 	data, _ := json.Marshal(r)
 	truncated := writeFile(t, "truncated.json", string(data[:len(data)/2]))
 	newer := writeFile(t, "newer.json", `{"schema_version": 99}`)
@@ -107,7 +119,11 @@ func TestReportErrors(t *testing.T) {
 		msg  string
 	}{
 		{"no file", []string{"report"}, exitUsage, "report takes one result file"},
-		{"two files", []string{"report", good, good}, exitUsage, "report takes one result file"},
+		{"three files", []string{"report", good, good, good}, exitUsage, "report takes one result file, or two to overlay in HTML"},
+		{"two files as text", []string{"report", good, good}, exitUsage, "two results are overlaid in --format html only"},
+		{"one label for two", []string{"report", good, good, "-f", "html", "--label", "a"}, exitUsage, "--label given 1 times for 2 results"},
+		{"a label for one", []string{"report", good, "-f", "html", "--label", "a"}, exitUsage, "--label names the two results of an overlay"},
+		{"overlay refused", []string{"report", good, closed, "-f", "html"}, exitUsage, "cannot compare: base ran open loop and new closed loop"},
 		{"missing", []string{"report", filepath.Join(dir, "nope.json")}, exitUsage, "no such file"},
 		{"truncated", []string{"report", truncated}, exitUsage, "truncated or corrupted JSON"},
 		{"newer schema", []string{"report", newer}, exitUsage, "upgrade sockbench"},

@@ -154,6 +154,7 @@ func runCmd() command {
 					if *count > 1 || *against != "" || *abortOnFail {
 						return &usageError{"--find-max runs one window per step; it does not combine with --count, --against or --abort-on-fail"}
 					}
+					s.html = *html // one report of every step
 					f.search = s
 				}
 				if set("engine") {

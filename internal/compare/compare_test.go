@@ -101,3 +101,45 @@ func TestCompareSignificance(t *testing.T) {
 		})
 	}
 }
+
+// TestCells: the cells other renderings use are Text's columns, the limit
+// column only with a limit.
+func TestCells(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		limits string
+		heads  []string
+	}{
+		{"no limit", "", []string{"metric", "base", "new", "change", "significance"}},
+		{"a limit", "throughput:-5%", []string{"metric", "base", "new", "change", "significance", "limit"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var limits []Limit
+			if tc.limits != "" {
+				var err error
+				if limits, err = ParseLimits(tc.limits); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tab, err := Compare(reps(100, 101, 99), reps(90, 91, 89), "base", "new", limits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cells := tab.Cells()
+			if got, want := strings.Join(cells[0], ","), strings.Join(tc.heads, ","); got != want {
+				t.Errorf("heads %s, want %s", got, want)
+			}
+			if len(cells) != len(tab.Rows)+1 || len(cells) < 2 {
+				t.Fatalf("%d rows of cells for %d rows", len(cells), len(tab.Rows))
+			}
+			for _, row := range cells[1:] {
+				if len(row) != len(tc.heads) {
+					t.Errorf("row %v: %d cells, want %d", row, len(row), len(tc.heads))
+				}
+			}
+			if fs := tab.Footnotes(); len(fs) == 0 || !strings.HasPrefix(fs[0], "~ means no significant change") {
+				t.Errorf("footnotes %q", fs)
+			}
+		})
+	}
+}

@@ -93,13 +93,8 @@ func (t *Table) hasLimits() bool {
 // p-value (a "~" means no significant change at alpha 0.05), then the notes.
 func (t *Table) Text(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	cols := len(t.header())
-	if !t.hasLimits() {
-		cols--
-	}
-	fmt.Fprintln(tw, strings.Join(t.header()[:cols], "\t")+"\t")
-	for _, r := range t.Rows {
-		fmt.Fprintln(tw, strings.Join(t.cells(r)[:cols], "\t")+"\t")
+	for _, row := range t.Cells() {
+		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -110,19 +105,41 @@ func (t *Table) Text(w io.Writer) error {
 func (t *Table) footer(w io.Writer, bullet string) error {
 	var b strings.Builder
 	b.WriteString("\n")
-	fmt.Fprintf(&b, "%s~ means no significant change (Mann-Whitney U over repetitions, alpha 0.05); ± is the 95%% confidence interval of the median.\n", bullet)
-	unjudged, warnings := t.weak()
-	if unjudged {
-		fmt.Fprintf(&b, "%sn=1: significance cannot be judged with one repetition on a side; --fail-on limits apply as-is. Run with --count 5 or more on both sides.\n", bullet)
-	}
-	for _, w := range warnings {
-		fmt.Fprintf(&b, "%s%s\n", bullet, w)
-	}
-	for _, n := range t.Notes {
-		fmt.Fprintf(&b, "%s%s\n", bullet, n.Text)
+	for _, f := range t.Footnotes() {
+		b.WriteString(bullet + f + "\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// Footnotes are the lines under the table: how to read it, the statistics'
+// warnings, and the notes on how the two runs differ.
+func (t *Table) Footnotes() []string {
+	out := []string{"~ means no significant change (Mann-Whitney U over repetitions, alpha 0.05); ± is the 95% confidence interval of the median."}
+	unjudged, warnings := t.weak()
+	if unjudged {
+		out = append(out, "n=1: significance cannot be judged with one repetition on a side; --fail-on limits apply as-is. Run with --count 5 or more on both sides.")
+	}
+	out = append(out, warnings...)
+	for _, n := range t.Notes {
+		out = append(out, n.Text)
+	}
+	return out
+}
+
+// Cells are the table's cells as Text shows them, the column heads first
+// (the limit column only when a row has a limit), for other renderings
+// such as the HTML report.
+func (t *Table) Cells() [][]string {
+	cols := len(t.header())
+	if !t.hasLimits() {
+		cols--
+	}
+	out := [][]string{t.header()[:cols]}
+	for _, r := range t.Rows {
+		out = append(out, t.cells(r)[:cols])
+	}
+	return out
 }
 
 // weak reports whether some row could not be judged (n=1), and the

@@ -34,6 +34,19 @@ type Metric struct {
 	value func(rep result.Repetition) (v float64, ok bool)
 }
 
+// Value reads the metric from one repetition (result.RepetitionOf makes
+// one of a single run); ok is false when it has no such figure.
+func (m Metric) Value(rep result.Repetition) (v float64, ok bool) { return m.value(rep) }
+
+// MustLookup is Lookup for names known to exist; it panics on a typo.
+func MustLookup(name string) Metric {
+	m, ok := Lookup(name)
+	if !ok {
+		panic("compare: no metric " + name)
+	}
+	return m
+}
+
 func hist(name string, stat func(result.Summary) int64) func(result.Repetition) (float64, bool) {
 	return func(rep result.Repetition) (float64, bool) {
 		s, ok := rep.Histograms[name]
