@@ -18,7 +18,13 @@ func broadcastSummary(bc *result.Broadcast) []kv {
 		{"rooms", fmt.Sprintf("%d in namespace %s, %d subscribers, %d publishers", bc.Rooms, bc.Namespace, bc.Subscribers, bc.Publishers)},
 		{"publishes", fmt.Sprintf("sent %d, fanned out %d, complete %d (every owed delivery arrived)", bc.Publishes, bc.FannedOut, bc.Complete)},
 		{"deliveries", fmt.Sprintf("expected %d, delivered %d (%s), missing %d, duplicated %d, extra %d, late %d",
-			bc.Expected, bc.Delivered, percent(bc.DeliveryRatio()), bc.Missing, bc.Duplicated, bc.Extra, bc.Late)},
+			bc.Expected, bc.Delivered, ratioText(bc), bc.Missing, bc.Duplicated, bc.Extra, bc.Late)},
+	}
+	if bc.Unseen > 0 {
+		out = append(out, kv{"unseen", fmt.Sprintf("%d publishes reached no member, and count as missed by every member of their room", bc.Unseen)})
+	}
+	if bc.Unjoined > 0 {
+		out = append(out, kv{"WARNING", fmt.Sprintf("%d of %d subscribers' joins were never answered: does the target speak the room protocol?", bc.Unjoined, bc.Subscribers)})
 	}
 	if h := bc.FanOut; h != nil && h.Count > 0 {
 		out = append(out, kv{"fan-out", fmt.Sprintf("publish to last delivery: p50 %s, p99 %s, max %s (%d complete publishes)", dur(h.P50), dur(h.P99), dur(h.Max), h.Count)})

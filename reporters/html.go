@@ -73,6 +73,10 @@ func newPage(r *result.Result) (*htmlPage, error) {
 	if r.Interrupted {
 		pg.Notices = append(pg.Notices, "Interrupted: a partial result, measured up to "+dur(r.Window.EndNs)+" after the start.")
 	}
+	if a := r.Aborted; a != nil {
+		pg.Notices = append(pg.Notices, fmt.Sprintf("Aborted (--abort-on-fail) at %s: threshold %s failed, %s%s.",
+			dur(a.AtNs), a.Expr, Measured(result.ThresholdResult{Measured: a.Measured, Unit: a.Unit}), abortNote(a)))
+	}
 	if r.Self.Saturated {
 		pg.Notices = append(pg.Notices, "Saturated: the load generator, not the target, limited this run; read the figures as the harness's limits (see the self-check).")
 	}
@@ -450,3 +454,11 @@ pre { background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 12px; }
 {{end}}{{range .Texts}}<text x="{{printf "%.1f" .X}}" y="{{printf "%.1f" .Y}}" text-anchor="{{.Anchor}}"{{with .Class}} class="{{.}}"{{end}}{{if .Rotate}} transform="rotate(-90 {{printf "%.1f" .X}} {{printf "%.1f" .Y}})"{{end}}>{{.S}}</text>
 {{end}}</svg>
 {{end}}`
+
+// abortNote says whether an abort's verdict was final, in the run's words.
+func abortNote(a *result.Abort) string {
+	if a.Reason == "" {
+		return ""
+	}
+	return "; " + a.Reason
+}

@@ -18,12 +18,8 @@ func textRooms(b *strings.Builder, bc *result.Broadcast) {
 		fmt.Fprintf(b, " (%d reached no member, and count as missed by every member of their room)", bc.Unseen)
 	}
 	fmt.Fprintf(b, ", complete %d\n", bc.Complete)
-	ratio := "nothing owed"
-	if bc.Expected > 0 {
-		ratio = percent(bc.DeliveryRatio())
-	}
 	fmt.Fprintf(b, "  deliveries expected %d, delivered %d (%s), missing %d, duplicated %d, extra %d, late %d\n",
-		bc.Expected, bc.Delivered, ratio, bc.Missing, bc.Duplicated, bc.Extra, bc.Late)
+		bc.Expected, bc.Delivered, ratioText(bc), bc.Missing, bc.Duplicated, bc.Extra, bc.Late)
 	if bc.Unjoined > 0 {
 		fmt.Fprintf(b, "  WARNING    %d of %d subscribers' joins were never answered: does the target speak the room protocol?\n", bc.Unjoined, bc.Subscribers)
 	}
@@ -50,6 +46,14 @@ func textRooms(b *strings.Builder, bc *result.Broadcast) {
 	}
 	tw.Flush()
 	b.WriteString("\n")
+}
+
+// ratioText is the delivery ratio as a percentage, or "nothing owed".
+func ratioText(bc *result.Broadcast) string {
+	if bc.Expected == 0 {
+		return "nothing owed"
+	}
+	return percent(bc.DeliveryRatio())
 }
 
 // percent formats a ratio as a percentage that shows any shortfall: 100%
