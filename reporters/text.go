@@ -101,9 +101,12 @@ func Text(w io.Writer, r *result.Result) error {
 		b.WriteString(", SATURATED: the load generator limited this run")
 	}
 	b.WriteString("\n")
-	if s := r.Self; s.PeakConns > 0 {
+	if s := r.Self; s.PeakConns > 0 && s.RSSPeakBytes >= s.RSSStartBytes {
 		fmt.Fprintf(&b, "  memory     rss %s at start, %s with %d conns open: %s per connection\n",
 			bytesIEC(s.RSSStartBytes), bytesIEC(s.RSSPeakBytes), s.PeakConns, bytesIEC(s.RSSPerConnBytes))
+	} else if s.PeakConns > 0 {
+		fmt.Fprintf(&b, "  memory     rss %s at start, %s with %d conns open: not a per-connection figure (an earlier run in this process left more resident at the start)\n",
+			bytesIEC(s.RSSStartBytes), bytesIEC(s.RSSPeakBytes), s.PeakConns)
 	}
 	if c.Late > 0 {
 		fmt.Fprintf(&b, "  note       %d replies came after the loss timeout (%s) and are counted lost, not in the latency figures; raise --timeout to measure them\n", c.Late, dur(p.TimeoutNs))
