@@ -39,7 +39,7 @@ func roomRows(bc *result.Broadcast) [][]string {
 	for _, room := range bc.PerRoom {
 		row := []string{room.Name, fmt.Sprint(room.Rooms), fmt.Sprint(room.Members), fmt.Sprint(room.Publishes),
 			fmt.Sprint(room.Expected), fmt.Sprint(room.Delivered), fmt.Sprint(room.Missing), fmt.Sprint(room.Duplicated),
-			fmt.Sprint(room.Extra), percent(roomRatio(room))}
+			fmt.Sprint(room.Extra), roomRatioText(room)}
 		lat := []string{"-", "-", "-"}
 		if h := room.Latency; h != nil && h.Count > 0 {
 			lat = []string{dur(h.P50), dur(h.P99), dur(h.Max)}
@@ -52,6 +52,15 @@ func roomRows(bc *result.Broadcast) [][]string {
 		rows = append(rows, row)
 	}
 	return rows
+}
+
+// roomRatioText is a room's delivery ratio as a percentage, or "nothing
+// owed".
+func roomRatioText(room result.RoomResult) string {
+	if room.Expected == 0 {
+		return "nothing owed"
+	}
+	return percent(roomRatio(room))
 }
 
 // roomRatio is a room's delivered/expected (1 when nothing was owed).

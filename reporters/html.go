@@ -334,7 +334,9 @@ func broadcastCharts(bc *result.Broadcast) (*broadcastView, error) {
 		if room.Latency != nil {
 			lat = append(lat, Named{room.Name, room.Latency})
 		}
-		ratio = append(ratio, bar{Label: room.Name, Value: roomRatio(room)})
+		if room.Expected > 0 { // a room owed nothing has no ratio to draw
+			ratio = append(ratio, bar{Label: room.Name, Value: roomRatio(room)})
+		}
 	}
 	perRoom, err := ninesChart("Delivery latency per room (publish to each delivery)", "latency", lat)
 	if err != nil {

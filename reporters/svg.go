@@ -98,6 +98,9 @@ func (c lineChart) view() svgView {
 	ymax := 0.0
 	for _, s := range c.Series {
 		for i := range s.X {
+			if !finite(s.X[i]) || !finite(s.Y[i]) || s.Y[i] > math.MaxFloat64/2 {
+				continue // not placeable; the scale is made for the rest
+			}
 			xmin, xmax = math.Min(xmin, s.X[i]), math.Max(xmax, s.X[i])
 			ymax = math.Max(ymax, s.Y[i])
 		}
@@ -229,6 +232,9 @@ func (c barChart) view() svgView {
 // niceTicks returns about five round ticks (1, 2 or 5 times a power of
 // ten) from lo up to the first tick at or above hi.
 func niceTicks(lo, hi float64) []tick {
+	if !finite(lo) || !finite(hi) {
+		lo, hi = 0, 1 // values a chart cannot place: an empty axis, not a hang
+	}
 	if hi <= lo {
 		hi = lo + 1
 	}
@@ -242,14 +248,18 @@ func niceTicks(lo, hi float64) []tick {
 		}
 	}
 	var ts []tick
-	for v := math.Ceil(lo/step) * step; ; v += step {
+	for v := math.Ceil(lo/step) * step; len(ts) < 50; v += step {
 		v = math.Round(v/step) * step // no drift: 0.30000000000000004
 		ts = append(ts, tick{V: v, Label: num(v)})
 		if v >= hi-step*1e-9 {
-			return ts
+			break
 		}
 	}
+	return ts
 }
+
+// finite reports whether v is a number a chart can place.
+func finite(v float64) bool { return !math.IsInf(v, 0) && !math.IsNaN(v) }
 
 // num formats a tick value compactly: 0.25, 40, 2.5k, 12k, 1.5M.
 func num(v float64) string {

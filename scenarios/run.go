@@ -113,8 +113,8 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 		mu.Lock()
 		start := winStart
 		mu.Unlock()
-		if start > 0 && now >= start+planned {
-			return false // the window is over: the final check decides
+		if start > 0 && now >= start+planned || ctx.Err() != nil {
+			return false // the window is over (the final check decides), or the user stopped the run
 		}
 		c, h, err := set.Snapshot()
 		if err != nil {
@@ -234,10 +234,12 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 			Transport: transportName(p.Target), Framing: string(p.Framing), Mode: string(p.Mode),
 			Engine: eng.Name(), Loops: loopCount(eng), TimeoutNs: int64(p.Timeout), WarmupNs: int64(p.Warmup),
 		},
-		Env:         environment(opts),
-		StartedAt:   startedAt,
-		Interrupted: tl.Interrupted && aborted == nil,
-		Aborted:     aborted,
+		Env:       environment(opts),
+		StartedAt: startedAt,
+		// An abort that came too late to stop the drive (it had finished)
+		// is not one; a Ctrl-C is an interrupt whatever the checks said.
+		Interrupted: tl.Interrupted && (aborted == nil || ctx.Err() != nil),
+		Aborted:     abortedIf(aborted, tl.Interrupted && ctx.Err() == nil),
 		Window:      result.Window{RampEndNs: tl.RampEnd, StartNs: tl.Start, EndNs: tl.End, DrainEndNs: tl.DrainEnd},
 		Counters:    counters,
 		Histograms:  hists,
@@ -278,6 +280,14 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 		r.Checks = append(r.Checks, th.Check(r))
 	}
 	return r, nil
+}
+
+// abortedIf is a, if the abort did stop the run.
+func abortedIf(a *result.Abort, stopped bool) *result.Abort {
+	if !stopped {
+		return nil
+	}
+	return a
 }
 
 // startReference starts the embedded reference server for p's transport on

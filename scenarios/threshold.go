@@ -358,18 +358,23 @@ func (t Threshold) measureRooms(r *result.Result) (float64, string, string) {
 	base.Metric = strings.TrimPrefix(t.Metric, "room_")
 	var worst float64
 	var name string
+	found := false
 	for _, room := range r.Broadcast.PerRoom {
+		if base.Metric == "latency" && room.Expected > 0 && (room.Latency == nil || room.Latency.Count == 0) {
+			// The worst room of all: owed deliveries, none in time.
+			return 0, room.Name, fmt.Sprintf("room %s was owed %d deliveries and got none in time", room.Name, room.Expected)
+		}
 		one := &result.Result{Histograms: map[string]*result.Histogram{result.Latency: room.Latency},
 			Broadcast: &result.Broadcast{Expected: room.Expected, Delivered: room.Delivered}}
 		v, reason := base.measure(one)
 		if reason != "" {
 			continue
 		}
-		if name == "" || (t.Op[0] == '<' && v > worst) || (t.Op[0] == '>' && v < worst) {
-			worst, name = v, room.Name
+		if !found || (t.Op[0] == '<' && v > worst) || (t.Op[0] == '>' && v < worst) {
+			worst, name, found = v, room.Name, true
 		}
 	}
-	if name == "" {
+	if !found {
 		return 0, "", "no room has " + map[bool]string{true: "latency samples", false: "deliveries owed"}[base.Metric == "latency"]
 	}
 	return worst, name, ""

@@ -286,6 +286,8 @@ func TestThresholdCheckRooms(t *testing.T) {
 		{"room_delivery > 99%", &result.Result{}, "not a broadcast run"},
 		{"room_latency.p99 < 1s", &result.Result{Broadcast: &result.Broadcast{}}, "no room has latency samples"},
 		{"room_delivery > 99%", &result.Result{Broadcast: &result.Broadcast{}}, "no room has deliveries owed"},
+		{"room_latency.max < 1s", &result.Result{Broadcast: &result.Broadcast{PerRoom: []result.RoomResult{
+			{Name: "quiet", Expected: 100}}}}, "room quiet was owed 100 deliveries and got none in time"},
 	} {
 		th, err := ParseThreshold(tc.expr)
 		if err != nil {

@@ -62,22 +62,47 @@ func (o *ciOutputs) writeRun(r *result.Result) error {
 	return nil
 }
 
+// writePair writes the CI outputs of a pair of runs (tcp-vs-udp, --against):
+// both runs' summaries and the comparison in the Markdown; both runs'
+// threshold suites and the comparison's in one JUnit file; both runs'
+// benchmark lines.
+func (o *ciOutputs) writePair(runs [2]*result.Result, t *compare.Table, title string) error {
+	if path, app := o.summaryPath(); path != "" {
+		for i, r := range runs {
+			if err := writeOut(path, app || i > 0, func(w io.Writer) error { return reporters.Markdown(w, r) }); err != nil {
+				return err
+			}
+		}
+		if err := o.summaryCompare(path, true, t, title); err != nil {
+			return err
+		}
+	}
+	if o.junit != "" {
+		suites := []reporters.JUnitSuite{reporters.ThresholdSuite(runs[0]), reporters.ThresholdSuite(runs[1]), compareSuite(t, title)}
+		if err := writeOut(o.junit, false, func(w io.Writer) error { return reporters.JUnit(w, suites...) }); err != nil {
+			return err
+		}
+	}
+	if o.benchfmt != "" {
+		err := writeOut(o.benchfmt, false, func(w io.Writer) error {
+			for _, r := range runs {
+				if err := reporters.Benchfmt(w, r); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // writeCompare writes a comparison's CI outputs; title heads the Markdown.
 func (o *ciOutputs) writeCompare(t *compare.Table, title string) error {
 	if path, app := o.summaryPath(); path != "" {
-		err := writeOut(path, app, func(w io.Writer) error {
-			verdict := "no limit failed"
-			if n := len(t.Failures()); n > 0 {
-				verdict = fmt.Sprintf("**%d limits FAILED**", n)
-			}
-			fmt.Fprintf(w, "### sockbench compare: %s\n\n%s.\n\n", title, verdict)
-			if err := t.Markdown(w); err != nil {
-				return err
-			}
-			_, err := io.WriteString(w, "\n")
-			return err
-		})
-		if err != nil {
+		if err := o.summaryCompare(path, app, t, title); err != nil {
 			return err
 		}
 	}
@@ -87,6 +112,22 @@ func (o *ciOutputs) writeCompare(t *compare.Table, title string) error {
 		}
 	}
 	return nil
+}
+
+// summaryCompare writes (or appends) the comparison's Markdown summary.
+func (o *ciOutputs) summaryCompare(path string, app bool, t *compare.Table, title string) error {
+	return writeOut(path, app, func(w io.Writer) error {
+		verdict := "no limit failed"
+		if n := len(t.Failures()); n > 0 {
+			verdict = fmt.Sprintf("**%d limits FAILED**", n)
+		}
+		fmt.Fprintf(w, "### sockbench compare: %s\n\n%s.\n\n", title, verdict)
+		if err := t.Markdown(w); err != nil {
+			return err
+		}
+		_, err := io.WriteString(w, "\n")
+		return err
+	})
 }
 
 // compareSuite has one test case per compared metric with a --fail-on limit.

@@ -76,18 +76,22 @@ func runPair(ctx context.Context, arg string, o scenarios.Overrides, f runFlags,
 		fmt.Fprintf(stderr, "sockbench: HTML report of both runs written to %s\n", f.html)
 	}
 	// CI outputs: the thresholds of both runs, the table in the summary.
-	if err := f.ci.writeRun(runs[1]); err != nil {
+	if err := f.ci.writePair(runs, t, title); err != nil {
 		return err
 	}
-	if err := f.ci.writeCompare(t, title); err != nil {
-		return err
-	}
+	// A run that could not be carried out (exit 3) outranks a failed gate.
+	var gate error
 	for _, r := range runs {
 		if err := verdict(r); err != nil {
-			return err
+			if _, ok := err.(*gateError); !ok {
+				return err
+			}
+			if gate == nil {
+				gate = err
+			}
 		}
 	}
-	return nil
+	return gate
 }
 
 // sideFlags are the run flags of one side of a pair and its result file:
@@ -132,7 +136,18 @@ func runInterleaved(ctx context.Context, sides [2]side, f runFlags, stdout, stde
 			r, err := rps[i].once(ctx)
 			xs[i].progress.Done()
 			if err != nil {
-				return runs, err
+				if len(rps[0].runs)+len(rps[1].runs) == 0 {
+					return runs, err
+				}
+				// Keep what both sides measured: mark the last run
+				// interrupted, so that the sequence ends as an interrupt does.
+				last := rps[i]
+				if len(last.runs) == 0 {
+					last = rps[1-i]
+				}
+				last.cut(err, stderr)
+				stopped = last.runs[len(last.runs)-1]
+				break
 			}
 			if r.Interrupted || r.Aborted != nil {
 				stopped = r

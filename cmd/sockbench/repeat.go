@@ -26,7 +26,11 @@ func runRepeated(ctx context.Context, spec *scenarios.Spec, p *plan.Plan, lim sc
 		fmt.Fprintf(stderr, "sockbench: repetition %d of %d\n", i+1, count)
 		r, err := rp.once(ctx)
 		if err != nil {
-			return nil, err
+			if len(rp.runs) == 0 {
+				return nil, err
+			}
+			rp.cut(err, stderr) // keep the repetitions measured so far
+			break
 		}
 		if r.Interrupted || r.Aborted != nil {
 			break
@@ -59,6 +63,16 @@ func (rp *repeater) once(ctx context.Context) (*result.Result, error) {
 	}
 	rp.runs = append(rp.runs, r)
 	return r, nil
+}
+
+// cut ends a sequence that a repetition could not be run in (interrupted
+// before it began, the target gone): the repetitions so far are kept, the
+// result is marked interrupted (so that run exits 3) and says why.
+func (rp *repeater) cut(err error, stderr io.Writer) {
+	last := rp.runs[len(rp.runs)-1]
+	last.Interrupted = true
+	rp.runs[0].Self.Warnings = append(rp.runs[0].Self.Warnings, fmt.Sprintf("repetition %d could not be run (%v); the result holds the %d before it", len(rp.runs)+1, err, len(rp.runs)))
+	fmt.Fprintf(stderr, "sockbench: repetition %d could not be run: %v; keeping the %d measured\n", len(rp.runs)+1, err, len(rp.runs))
 }
 
 // merged is the repetitions so far as one result (see result.Merge), with

@@ -6,6 +6,9 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/xml"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +19,7 @@ import (
 	"golang.org/x/perf/benchfmt"
 
 	"github.com/sockbench/sockbench/internal/result"
+	"github.com/sockbench/sockbench/scenarios"
 	"github.com/sockbench/sockbench/targets"
 )
 
@@ -232,4 +236,75 @@ func TestRunAgainstInterleaved(t *testing.T) {
 	if !strings.Contains(stdout, "echo-tcp against reference: reference and target side by side") {
 		t.Errorf("stdout lacks the side-by-side table:\n%s", stdout)
 	}
+}
+
+// TestRunPairJUnit: a pair's JUnit file holds both runs' thresholds and
+// the comparison, so a failing threshold of either side shows in CI.
+func TestRunPairJUnit(t *testing.T) {
+	dir := t.TempDir()
+	junit := filepath.Join(dir, "j.xml")
+	args := append([]string{"run", "tcp-vs-udp", "--threshold", "p99<1ns", "--junit", junit, "--out", filepath.Join(dir, "p.json")}, tiny...)
+	code, _, stderr := runCLI(t, args...)
+	if code != exitGate {
+		t.Fatalf("exit %d, want %d: %s", code, exitGate, stderr)
+	}
+	data, err := os.ReadFile(junit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var suites struct {
+		Suites []struct {
+			Name     string `xml:"name,attr"`
+			Failures int    `xml:"failures,attr"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(data, &suites); err != nil {
+		t.Fatalf("%v:\n%s", err, data)
+	}
+	failures := 0
+	for _, s := range suites.Suites {
+		failures += s.Failures
+	}
+	if len(suites.Suites) != 3 || failures != 2 {
+		t.Errorf("%d suites with %d failures, want 3 (tcp, udp, compare) with 2 (p99<1ns on each side):\n%s", len(suites.Suites), failures, data)
+	}
+}
+
+// TestRunCountCut: a repetition that cannot be run (here: interrupted
+// before it began) ends the sequence, and the repetitions measured before
+// it are merged, written and marked interrupted, not lost.
+func TestRunCountCut(t *testing.T) {
+	conns, rate, dur, warm, timeout := 3, 100.0, 500*time.Millisecond, 100*time.Millisecond, 200*time.Millisecond
+	spec, err := buildSpec("echo", scenarios.Overrides{Conns: &conns, Rate: &rate, Duration: &dur, Warmup: &warm, Timeout: &timeout}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := runFlags{count: 3}
+	x, err := prepare(spec, f, filepath.Join(t.TempDir(), "r.json"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stderr := &cancelOn{text: "repetition 2 of 3", cancel: cancel}
+	r, err := runRepeated(ctx, spec, x.p, x.lim, x.opts, 3, stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Interrupted || len(r.Repetitions) != 1 || r.Counters.Received == 0 {
+		t.Errorf("interrupted %v, %d repetitions, received %d: want the first kept and marked interrupted", r.Interrupted, len(r.Repetitions), r.Counters.Received)
+	}
+}
+
+// cancelOn cancels when text is written to it.
+type cancelOn struct {
+	text   string
+	cancel func()
+}
+
+func (c *cancelOn) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), c.text) {
+		c.cancel()
+	}
+	return len(p), nil
 }

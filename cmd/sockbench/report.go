@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -116,16 +117,14 @@ func writeReport(path, format string, r *result.Result) error {
 // createReport writes a report made by fn into the file path; a file that
 // cannot be written is exit 3.
 func createReport(path, format string, fn func(io.Writer) error) error {
-	f, err := os.Create(path)
-	if err != nil {
+	// Rendered first: a result that cannot be rendered leaves an existing
+	// file as it was.
+	var buf bytes.Buffer
+	if err := fn(&buf); err != nil {
+		return &cannotError{fmt.Errorf("write %s report %s: %w", format, path, err)}
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 		return &cannotError{fmt.Errorf("write %s report: %w", format, err)}
-	}
-	if err := fn(f); err != nil {
-		f.Close()
-		return &cannotError{fmt.Errorf("write %s report %s: %w", format, path, err)}
-	}
-	if err := f.Close(); err != nil {
-		return &cannotError{fmt.Errorf("write %s report %s: %w", format, path, err)}
 	}
 	return nil
 }

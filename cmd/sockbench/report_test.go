@@ -111,6 +111,25 @@ func TestReportErrors(t *testing.T) {
 	}
 	data, _ := json.Marshal(r)
 	truncated := writeFile(t, "truncated.json", string(data[:len(data)/2]))
+	// A broadcast section with a room histogram that does not decode: a
+	// bad input (exit 2), and an existing -o file is left as it was.
+	bad := *r
+	bad.Broadcast = &result.Broadcast{PerRoom: []result.RoomResult{{Name: "room-0", Latency: &result.Histogram{Encoded: "garbage!!"}}}}
+	badHist := filepath.Join(dir, "badhist.json")
+	if data, err := json.Marshal(&bad); err != nil || os.WriteFile(badHist, data, 0o644) != nil {
+		t.Fatal(err)
+	}
+	keep := writeFile(t, "keep.html", "old")
+	// Values no chart can place (an overflowed rate) render, and do not hang.
+	huge := *r
+	huge.Intervals = []result.Interval{{TNs: 1e9, RecvRate: 1.79e308, SendRate: 1.79e308}, {TNs: 2e9, RecvRate: 10}}
+	hugeFile := filepath.Join(dir, "huge.json")
+	if err := result.WriteFile(hugeFile, &huge); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCLI(t, "report", hugeFile, "-f", "html", "-o", filepath.Join(dir, "huge.html")); code != exitOK {
+		t.Errorf("huge values: exit %d: %s", code, stderr)
+	}
 	newer := writeFile(t, "newer.json", `{"schema_version": 99}`)
 	cases := []struct {
 		name string
@@ -131,6 +150,7 @@ func TestReportErrors(t *testing.T) {
 		{"metric without hgrm", []string{"report", good, "--metric", "latency"}, exitUsage, "--metric applies to --format hgrm only"},
 		{"unknown metric", []string{"report", good, "-f", "hgrm", "--metric", "fanout"}, exitUsage, "this result has latency, service_time, connect, send_lag"},
 		{"unwritable", []string{"report", good, "-f", "html", "-o", filepath.Join(dir, "no", "such", "dir.html")}, exitCannot, "write html report"},
+		{"bad room histogram", []string{"report", badHist, "-f", "html", "-o", keep}, exitUsage, "badhist.json: broadcast room-0 latency histogram"},
 		{"bad progress", []string{"run", "echo", "--progress", "fancy"}, exitUsage, `unknown progress mode "fancy"`},
 		{"quiet against tty", []string{"run", "echo", "--quiet", "--progress", "tty"}, exitUsage, "--quiet is --progress off"},
 	}
@@ -141,6 +161,9 @@ func TestReportErrors(t *testing.T) {
 				t.Errorf("exit %d, want %d, with %q; stderr:\n%s", code, tc.code, tc.msg, stderr)
 			}
 		})
+	}
+	if b, _ := os.ReadFile(keep); string(b) != "old" {
+		t.Errorf("a report that failed changed the -o file to %q", b)
 	}
 }
 

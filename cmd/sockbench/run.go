@@ -315,6 +315,14 @@ func prepare(spec *scenarios.Spec, f runFlags, out string, stderr io.Writer) (*p
 		Engine: f.engine, Loops: f.loops, Version: version, OpenFiles: limit, // no Logf: per-connection events are counted, not logged
 		AbortOnFail: f.abortOnFail, AbortDelay: f.abortDelay,
 	}
+	if f.abortOnFail {
+		for _, th := range spec.Thresholds {
+			switch th.Metric {
+			case "delivery", "fanout", "room_latency", "room_delivery":
+				fmt.Fprintf(stderr, "sockbench: --abort-on-fail cannot judge %q during the run (broadcast accounting is final only at the end); it is checked at the end\n", th.Expr)
+			}
+		}
+	}
 	progress := reporters.NewProgress(stderr, f.progress, plannedLength(p))
 	if f.progress != reporters.ProgressOff {
 		opts.Interval = func(iv result.Interval, p *plan.Plan) {

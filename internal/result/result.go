@@ -443,5 +443,28 @@ func Decode(name string, data []byte) (*Result, error) {
 			return nil, fmt.Errorf("%s: histogram %q: %w", name, k, err)
 		}
 	}
+	if b := r.Broadcast; b != nil {
+		// Optional, but one that is there must decode.
+		check := func(what string, h *Histogram) error {
+			if h == nil {
+				return nil
+			}
+			if _, err := h.HDR(); err != nil {
+				return fmt.Errorf("%s: broadcast %s histogram: %w", name, what, err)
+			}
+			return nil
+		}
+		if err := check("fanout", b.FanOut); err != nil {
+			return nil, err
+		}
+		for _, rm := range b.PerRoom {
+			if err := check(rm.Name+" latency", rm.Latency); err != nil {
+				return nil, err
+			}
+			if err := check(rm.Name+" fanout", rm.FanOut); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return &r, nil
 }
