@@ -52,8 +52,24 @@ func (t Threshold) FinalOnFailure() bool {
 // A threshold that cannot be measured yet (no samples, or a broadcast
 // metric, whose accounting is only settled at the end) stops nothing.
 func earlyAbort(ths []Threshold, r *result.Result, ns, window int64, delay time.Duration) *result.Abort {
+	// Final failures first: a verdict no later data can change is a better
+	// reason to stop than a judgement on partial data.
+	for _, finalOnly := range []bool{true, false} {
+		if a := firstAbort(ths, r, ns, window, delay, finalOnly); a != nil {
+			return a
+		}
+	}
+	return nil
+}
+
+// firstAbort is the first of ths that fails on r and may stop the run (a
+// final failure; with finalOnly false, any failure after the delay).
+func firstAbort(ths []Threshold, r *result.Result, ns, window int64, delay time.Duration, finalOnly bool) *result.Abort {
 	for _, t := range ths {
 		final := t.FinalOnFailure()
+		if finalOnly && !final {
+			continue
+		}
 		if !final && (window <= 0 || window < int64(delay)) {
 			continue
 		}
