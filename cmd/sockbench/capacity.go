@@ -66,8 +66,8 @@ func runCapacity(ctx context.Context, spec *scenarios.Spec, p *plan.Plan, cs *ca
 	var werr error
 	c, err := scenarios.FindMax(ctx, spec, s, lim, opts, func(st scenarios.Step) {
 		file := fmt.Sprintf("%s-step%d.json", base, len(files)+1)
-		if err := result.WriteFile(file, st.Result); err != nil && werr == nil {
-			werr = err
+		if err := saveResult(file, st.Result); err != nil && werr == nil {
+			werr = err // the step is kept in the temporary directory; the search exits 3
 		}
 		files = append(files, file)
 		fmt.Fprintf(stderr, "sockbench: step %d, %d conns: %s (%s)\n", len(files), st.Conns, stepVerdict(st), file)
@@ -85,7 +85,7 @@ func runCapacity(ctx context.Context, spec *scenarios.Spec, p *plan.Plan, cs *ca
 		fmt.Fprintf(stderr, "sockbench: HTML report of the %d steps written to %s\n", len(c.Steps), cs.html)
 	}
 	if werr != nil {
-		return &cannotError{fmt.Errorf("a step's result could not be written: %w", werr)}
+		return werr
 	}
 	if c.Interrupted {
 		return &cannotError{fmt.Errorf("interrupted; the steps so far are written")}

@@ -338,14 +338,8 @@ func (x *prepared) finish(r *result.Result, stdout, stderr io.Writer) (*result.R
 	if err := reporters.Text(stdout, r); err != nil {
 		return nil, err
 	}
-	if err := result.WriteFile(path, r); err != nil {
-		// Keep what was measured: write it where a file can be written,
-		// say where, and still exit 3.
-		fallback := filepath.Join(os.TempDir(), filepath.Base(path))
-		if ferr := result.WriteFile(fallback, r); ferr != nil {
-			return nil, &scenarios.RunError{Err: fmt.Errorf("%w; the fallback %s failed too: %v", err, fallback, ferr)}
-		}
-		return nil, &scenarios.RunError{Err: fmt.Errorf("%w; the result was written to %s instead", err, fallback)}
+	if err := saveResult(path, r); err != nil {
+		return nil, err
 	}
 	fmt.Fprintf(stderr, "sockbench: result written to %s\n", path)
 	if x.html != "" {
@@ -355,6 +349,21 @@ func (x *prepared) finish(r *result.Result, stdout, stderr io.Writer) (*result.R
 		fmt.Fprintf(stderr, "sockbench: HTML report written to %s\n", x.html)
 	}
 	return r, nil
+}
+
+// saveResult writes r to path. If it cannot, it keeps what was measured:
+// it writes r where a file can be written (the temporary directory) and
+// returns an error saying where, a run that was not carried out (exit 3).
+func saveResult(path string, r *result.Result) error {
+	err := result.WriteFile(path, r)
+	if err == nil {
+		return nil
+	}
+	fallback := filepath.Join(os.TempDir(), filepath.Base(path))
+	if ferr := result.WriteFile(fallback, r); ferr != nil {
+		return &scenarios.RunError{Err: fmt.Errorf("%w; the fallback %s failed too: %v", err, fallback, ferr)}
+	}
+	return &scenarios.RunError{Err: fmt.Errorf("%w; the result was written to %s instead", err, fallback)}
 }
 
 // verdict is a finished run's outcome: exit 3 when it was not carried out

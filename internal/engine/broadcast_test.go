@@ -1,16 +1,12 @@
 package engine_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
-	"github.com/sockbench/sockbench/internal/engine"
-	"github.com/sockbench/sockbench/internal/metrics"
 	"github.com/sockbench/sockbench/internal/plan"
 	"github.com/sockbench/sockbench/internal/result"
-	"github.com/sockbench/sockbench/internal/rooms"
 	"github.com/sockbench/sockbench/internal/roomtest"
 	"github.com/sockbench/sockbench/targets"
 )
@@ -52,33 +48,8 @@ func driveBroadcast(t *testing.T, eng string, p *plan.Plan) broadcastRun {
 	if p.Phases[0].ConnectRate == 0 {
 		p.Phases[0].ConnectRate = 200
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := engine.Probe(ctx, p); err != nil {
-		t.Fatalf("probe: %v", err)
-	}
-	set := metrics.NewSet(4)
-	clk := engine.NewClock()
-	tr := rooms.New(p, set.Win)
-	stop := tr.Run(clk.Now)
-	defer stop()
-	e, err := engine.New(eng, engine.Config{Plan: p, Set: set, Clock: clk, Logf: t.Logf, Rooms: tr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tl := engine.Drive(ctx, e, p, clk, set, engine.Hooks{}); tl.Interrupted {
-		t.Fatal("run interrupted")
-	}
-	stop()
-	c, h, err := set.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bc, err := tr.Finish()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return broadcastRun{c: c, h: h, bc: bc}
+	r := driveFault(t, eng, p, nil)
+	return broadcastRun{c: r.c, h: r.h, bc: r.bc}
 }
 
 // checkDeliveries asserts the identities of every broadcast run: delivered

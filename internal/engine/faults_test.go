@@ -19,6 +19,7 @@ import (
 	"github.com/sockbench/sockbench/internal/metrics"
 	"github.com/sockbench/sockbench/internal/plan"
 	"github.com/sockbench/sockbench/internal/result"
+	"github.com/sockbench/sockbench/internal/rooms"
 )
 
 // Regression tests against misbehaving targets: replies out of order, no
@@ -122,6 +123,7 @@ type faultRun struct {
 	tl engine.Timeline
 	// returned is when Drive returned, ns on the run clock.
 	returned int64
+	bc       *result.Broadcast // a broadcast plan's accounting
 }
 
 // overrun is how long Drive took beyond the planned timeline: ramp,
@@ -131,8 +133,10 @@ func (r faultRun) overrun(p *plan.Plan) time.Duration {
 }
 
 // driveFault probes the target, drives p on engine eng and
-// returns the snapshot and the timeline. onStart, if not nil, is called with
-// the wall time of the measured window's start when phase 0 begins.
+// returns the snapshot and the timeline (and, for a broadcast plan, the
+// rooms tracker's accounting, kept as `sockbench run` keeps it). onStart, if
+// not nil, is called with the wall time of the measured window's start when
+// phase 0 begins.
 func driveFault(t *testing.T, eng string, p *plan.Plan, onStart func(start time.Time)) faultRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -142,7 +146,14 @@ func driveFault(t *testing.T, eng string, p *plan.Plan, onStart func(start time.
 	}
 	set := metrics.NewSet(4)
 	clk := engine.NewClock()
-	e, err := engine.New(eng, engine.Config{Plan: p, Set: set, Clock: clk, Logf: t.Logf})
+	var tr *rooms.Tracker
+	stopSweep := func() {}
+	if p.Broadcast != nil {
+		tr = rooms.New(p, set.Win)
+		stopSweep = tr.Run(clk.Now)
+		defer stopSweep()
+	}
+	e, err := engine.New(eng, engine.Config{Plan: p, Set: set, Clock: clk, Logf: t.Logf, Rooms: tr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,11 +167,18 @@ func driveFault(t *testing.T, eng string, p *plan.Plan, onStart func(start time.
 	if tl.Interrupted {
 		t.Fatalf("run interrupted")
 	}
+	stopSweep()
 	c, h, err := set.Snapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return faultRun{c: c, h: h, tl: tl, returned: returned}
+	run := faultRun{c: c, h: h, tl: tl, returned: returned}
+	if tr != nil {
+		if run.bc, err = tr.Finish(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return run
 }
 
 // checkBalance asserts the identities every run keeps, whatever the target

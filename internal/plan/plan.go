@@ -98,11 +98,12 @@ type Plan struct {
 	Broadcast *Broadcast
 }
 
-// Broadcast is the rooms and roles of a room broadcast plan. Connection ids
-// 0 to Subscribers()-1 are subscribers, each a member of one room (the
-// first Rooms[0].Members join room 0, and so on); the Publishers after
-// them publish to every room in turn. In Chat, there are no publishers:
-// every subscriber publishes to its own room.
+// Broadcast is the rooms and roles of a room broadcast plan. The first
+// connection ids, as many as the rooms' members, are subscribers, each a
+// member of one room (the first Rooms[0].Members join room 0, and so on);
+// the Publishers after them publish to every room in turn. In Chat, there
+// are no publishers: every subscriber publishes to its own room. The rooms
+// package maps ids to roles.
 type Broadcast struct {
 	Namespace  string // the ns field of join, leave and publish (over WebSocket the URL path is the namespace)
 	Rooms      []Room // in order; every room has at least one member
@@ -123,40 +124,6 @@ type Broadcast struct {
 type Room struct {
 	Name    string
 	Members int // subscribers planned
-}
-
-// Subscribers is the number of subscriber connections: the rooms' members.
-func (b *Broadcast) Subscribers() int {
-	n := 0
-	for _, r := range b.Rooms {
-		n += r.Members
-	}
-	return n
-}
-
-// RoomOf returns the room index subscriber id is a member of, or -1 for a
-// publisher.
-func (b *Broadcast) RoomOf(id uint32) int {
-	n := int(id)
-	for i, r := range b.Rooms {
-		if n < r.Members {
-			return i
-		}
-		n -= r.Members
-	}
-	return -1
-}
-
-// PublishRoom is the room of publisher id's publish number seq: each
-// publisher visits every room in turn, publishers starting spread apart, so
-// that every room gets the same publish rate.
-func (b *Broadcast) PublishRoom(id uint32, seq uint64) int {
-	if b.Chat {
-		return b.RoomOf(id)
-	}
-	k := int(id) - b.Subscribers()
-	start := k * len(b.Rooms) / max(b.Publishers, 1)
-	return int((uint64(start) + seq) % uint64(len(b.Rooms)))
 }
 
 // MaxConns is the largest connection count of any phase.

@@ -156,10 +156,8 @@ func mergeHistograms(name string, list []*Histogram) (*Histogram, error) {
 // mergeBroadcast sums the runs' delivery accounting, room entry by room
 // entry (matched by name), and merges their histograms.
 func mergeBroadcast(runs []*Result) (*Broadcast, error) {
-	out := *runs[0].Broadcast
-	out.Publishes, out.FannedOut, out.Expected, out.Delivered, out.Missing = 0, 0, 0, 0, 0
-	out.Duplicated, out.Extra, out.Late, out.Complete, out.Unseen, out.Unjoined = 0, 0, 0, 0, 0, 0
-	out.PerRoom = nil
+	first := runs[0].Broadcast
+	out := Broadcast{Namespace: first.Namespace, Rooms: first.Rooms, Subscribers: first.Subscribers, Publishers: first.Publishers}
 	var fan []*Histogram
 	rooms := map[string]int{}
 	var lat, rfan [][]*Histogram

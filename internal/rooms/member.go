@@ -19,10 +19,6 @@ const (
 // delivery from a reordered one.
 const window = 64
 
-// joinUnanswered is the from Ended is given for a member whose join was
-// never answered (no membership has it).
-const joinUnanswered = open
-
 // KeepAliveEvery is how often a UDP member repeats its join unless the plan
 // says otherwise, so that a server that forgets silent UDP members (the
 // reference server after 30 s) keeps it: a third of that.
@@ -55,7 +51,7 @@ type Member struct {
 // Member returns the membership state of subscriber connection conn, or
 // nil if conn is a publisher.
 func (t *Tracker) Member(conn uint32) *Member {
-	i := t.b.RoomOf(conn)
+	i := t.roomOf(conn)
 	if i < 0 {
 		return nil
 	}
@@ -201,7 +197,7 @@ func (m *Member) Deliver(name []byte, seq uint64, publisher uint32, intended, no
 func (m *Member) End() {
 	switch m.state {
 	case joining:
-		m.t.Ended(m.room, m.conn, joinUnanswered, true)
+		m.t.NeverJoined(m.room)
 	case joined:
 		m.t.Ended(m.room, m.conn, m.from, false)
 	case leaving:
@@ -214,7 +210,7 @@ func (m *Member) End() {
 // payload, as a room protocol message (unframed), and returns the room
 // index it goes to.
 func (t *Tracker) AppendPublish(dst []byte, conn uint32, seq uint64, payload []byte) ([]byte, int) {
-	i := t.b.PublishRoom(conn, seq)
+	i := t.publishRoom(conn, seq)
 	var flags byte
 	if t.b.ToSelf {
 		flags = wire.PublishToSelf

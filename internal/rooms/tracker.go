@@ -36,13 +36,17 @@ const open = math.MaxUint64
 
 // Tracker is one run's broadcast accounting, shared by every connection.
 type Tracker struct {
-	b         *plan.Broadcast
-	win       *metrics.Window
-	timeout   int64 // ns: the loss timeout: a publish settles this long after its intended time
-	rooms     []*room
-	byName    map[string]int
-	ns        []byte
-	names     [][]byte
+	b       *plan.Broadcast
+	win     *metrics.Window
+	timeout int64 // ns: the loss timeout: a publish settles this long after its intended time
+	rooms   []*room
+	byName  map[string]int
+	ns      []byte
+	names   [][]byte
+	// starts[i] is the id of room i's first subscriber; subs the number of
+	// subscribers (the ids after them are publishers).
+	starts    []int
+	subs      int
 	udp       bool // members repeat their joins every keepAlive ns
 	keepAlive int64
 	stats     []*stats // per reported room: the TopRooms largest, then the rest
@@ -54,21 +58,21 @@ type Tracker struct {
 
 // stats is one reported room's (or the small rooms' aggregate) figures.
 type stats struct {
-	mu        sync.Mutex
-	name      string
-	rooms     int
-	members   int
-	publishes atomic.Int64
-	c         counts
-	latency   *hdr.Histogram
-	fanout    *hdr.Histogram
+	mu      sync.Mutex
+	name    string
+	rooms   int
+	members int
+	c       counts
+	latency *hdr.Histogram
+	fanout  *hdr.Histogram
 }
 
 type counts struct {
-	fannedOut, expected, delivered, missing, duplicated, extra, late, complete, unseen int64
+	publishes, fannedOut, expected, delivered, missing, duplicated, extra, late, complete, unseen int64
 }
 
 func (c *counts) add(o counts) {
+	c.publishes += o.publishes
 	c.fannedOut += o.fannedOut
 	c.expected += o.expected
 	c.delivered += o.delivered
@@ -118,8 +122,7 @@ type record struct {
 	publisher uint32
 	intended  int64
 	recv      int32 // distinct members that got it
-	first     int64 // ns: first and last delivery
-	last      int64
+	last      int64 // ns: the last delivery
 }
 
 // New returns the tracker for plan p's rooms; win decides which publishes
@@ -170,6 +173,8 @@ func New(p *plan.Plan, win *metrics.Window) *Tracker {
 		t.rooms = append(t.rooms, rm)
 		t.byName[r.Name] = i
 		t.names = append(t.names, []byte(r.Name))
+		t.starts = append(t.starts, t.subs)
+		t.subs += r.Members
 	}
 	if rest.rooms > 0 {
 		rest.name = "(" + itoa(rest.rooms) + " other rooms)"
@@ -179,6 +184,28 @@ func New(p *plan.Plan, win *metrics.Window) *Tracker {
 		t.stats = append(t.stats, rest)
 	}
 	return t
+}
+
+// roomOf is the room subscriber conn is a member of (the first
+// rooms[0].members ids join room 0, and so on), or -1 for a publisher.
+func (t *Tracker) roomOf(conn uint32) int {
+	if int(conn) >= t.subs {
+		return -1
+	}
+	return sort.SearchInts(t.starts, int(conn)+1) - 1
+}
+
+// publishRoom is the room of conn's publish number seq. In chat a member
+// publishes to its own room; otherwise each publisher visits every room in
+// turn, publishers starting spread apart, so that every room gets the same
+// publish rate.
+func (t *Tracker) publishRoom(conn uint32, seq uint64) int {
+	if t.b.Chat {
+		return t.roomOf(conn)
+	}
+	k := int(conn) - t.subs
+	start := k * len(t.names) / max(t.b.Publishers, 1)
+	return int((uint64(start) + seq) % uint64(len(t.names)))
 }
 
 // ringSize is the number of publish records a room keeps: a power of two
@@ -220,7 +247,6 @@ func (t *Tracker) Room(name []byte) int {
 func (t *Tracker) Published(i int, intended int64) {
 	t.sent.Add(1)
 	if t.win.Measured(intended) {
-		t.rooms[i].st.publishes.Add(1)
 		t.rooms[i].published.Add(1)
 	}
 }
@@ -281,9 +307,6 @@ func (t *Tracker) Ended(i int, conn uint32, from uint64, unanswered bool) {
 	if unanswered {
 		r.changing--
 	}
-	if unanswered && from == joinUnanswered {
-		t.unjoined.Add(1)
-	}
 	until := r.top
 	if !r.started {
 		until = from
@@ -296,6 +319,16 @@ func (t *Tracker) Ended(i int, conn uint32, from uint64, unanswered bool) {
 		}
 	}
 	r.mu.Unlock()
+}
+
+// NeverJoined records that a subscriber of room i ended with its join
+// unanswered: it was owed nothing, and the result counts it (unjoined).
+func (t *Tracker) NeverJoined(i int) {
+	r := t.rooms[i]
+	r.mu.Lock()
+	r.changing--
+	r.mu.Unlock()
+	t.unjoined.Add(1)
 }
 
 // Extra counts a delivery of a publish intended at intended that its
@@ -348,7 +381,7 @@ func (t *Tracker) Delivered(i int, conn uint32, seq uint64, publisher uint32, in
 	if !r.started {
 		r.started, r.base, r.top = true, seq, seq
 	}
-	if !Plausible(r.top, seq, len(r.recs)) {
+	if !r.plausible(seq) {
 		// Far beyond any number the room has reached: not a number this
 		// server gave out in order (settling up to it could take for ever).
 		if measured {
@@ -370,7 +403,7 @@ func (t *Tracker) Delivered(i int, conn uint32, seq uint64, publisher uint32, in
 			t.settleOne(r, r.base)
 		}
 		*rec = record{seq: seq, used: true, publisher: publisher, intended: intended,
-			measured: measured, first: now}
+			measured: measured}
 		r.top = max(r.top, seq+1)
 	}
 	if now-intended > t.timeout {
@@ -399,16 +432,18 @@ func observe(h *hdr.Histogram, v int64) {
 	_ = h.RecordValue(min(max(v, 0), result.HighestNs))
 }
 
-// Plausible reports whether seq can be a number a room that has reached
-// top gives out next, with a ring of ring publishes: within four rings.
-func Plausible(top, seq uint64, ring int) bool { return seq < top+4*uint64(ring) }
+// plausible reports whether seq can be a number room r gives out next:
+// within four rings of the highest it has reached. Under r.mu.
+func (r *room) plausible(seq uint64) bool {
+	return !r.started || seq < r.top+4*uint64(len(r.recs))
+}
 
-// plausible is Plausible for room i, under its lock.
+// plausible is room i's plausible, taking its lock.
 func (t *Tracker) plausible(i int, seq uint64) bool {
 	r := t.rooms[i]
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return !r.started || Plausible(r.top, seq, len(r.recs))
+	return r.plausible(seq)
 }
 
 // Overdelivered takes back a delivery of room i's publish seq that a
@@ -607,10 +642,11 @@ func (t *Tracker) Finish() (*result.Broadcast, error) {
 			t.settleOne(r, r.base)
 		}
 		t.unseen(r)
+		r.c.publishes = r.published.Load()
 		r.mu.Unlock()
 	}
 	out := &result.Broadcast{
-		Namespace: t.b.Namespace, Rooms: len(t.b.Rooms), Subscribers: t.b.Subscribers(),
+		Namespace: t.b.Namespace, Rooms: len(t.b.Rooms), Subscribers: t.subs,
 		Publishers: t.b.Publishers,
 	}
 	if t.b.Chat {
@@ -643,12 +679,12 @@ func (t *Tracker) Finish() (*result.Broadcast, error) {
 			return nil, err
 		}
 		out.PerRoom = append(out.PerRoom, result.RoomResult{
-			Name: st.name, Rooms: st.rooms, Members: st.members, Publishes: st.publishes.Load(),
+			Name: st.name, Rooms: st.rooms, Members: st.members, Publishes: c.publishes,
 			Expected: c.expected, Delivered: c.delivered, Missing: c.missing,
 			Duplicated: c.duplicated, Extra: c.extra, Latency: lat, FanOut: fo,
 		})
-		out.Publishes += st.publishes.Load()
 	}
+	out.Publishes = all.publishes
 	out.FannedOut, out.Expected, out.Delivered, out.Missing = all.fannedOut, all.expected, all.delivered, all.missing
 	out.Duplicated, out.Extra, out.Late, out.Complete = all.duplicated, all.extra+t.extra.Load(), all.late, all.complete
 	out.Unseen = all.unseen
