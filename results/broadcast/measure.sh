@@ -1,7 +1,7 @@
 #!/bin/sh
 # Records the figures of results/broadcast.md. Run from the repository root on
 # an otherwise idle machine:  sh results/broadcast/measure.sh [SECTION...]
-# Sections: rooms oneroom udp capacity floor (default: all, about 10 min).
+# Sections: rooms oneroom udp capacity profile floor (default: all, about 15 min).
 # Client and server run in separate processes. Writes results/broadcast/*.txt
 # and the result JSON of every run.
 set -u
@@ -81,12 +81,22 @@ echo "exit code: $?" >> $out/capacity40.txt
 unserve $out/capacity40.txt
 }
 
+profile() {
+# 6. Where the client's time goes at 100,000 deliveries/s: a CPU profile of
+# one run of section 1 (go tool pprof -top -cum /tmp/sockbench $out/profile.prof).
+serve --ws 127.0.0.1:18080
+$sb run broadcast --target ws://127.0.0.1:18080/ --conns 10000 --rooms 100 --publishers 2 --publish-rate 10 \
+	--connect-rate 5000 --warmup 3s --duration 20s --quiet --cpuprofile $out/profile.prof \
+	--out /tmp/broadcast-profile.json > $out/profile.txt 2>&1
+unserve $out/profile.txt
+}
+
 floor() {
 # 5. The floor: one 100-byte write(2) to each of 5,000 loopback TCP sockets.
 go test -run '^$' -bench LoopbackWriteFloor -count 5 ./targets > $out/floor.txt 2>&1
 }
 
-sections=${*:-"rooms oneroom udp capacity floor"}
+sections=${*:-"rooms oneroom udp capacity profile floor"}
 for s in $sections; do
 	echo "== $s" >&2
 	$s
