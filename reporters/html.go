@@ -45,7 +45,8 @@ type htmlPage struct {
 	Charts    []svgView
 	Broadcast *broadcastView
 	Reps      *repView // run --count N: one row and point per repetition
-	Text      string   // the text summary, for copying
+	Rejected  []rejectedView
+	Text      string // the text summary, for copying
 }
 
 type kv struct{ K, V string }
@@ -73,9 +74,18 @@ func newPage(r *result.Result) (*htmlPage, error) {
 	if r.Interrupted {
 		pg.Notices = append(pg.Notices, "Interrupted: a partial result, measured up to "+dur(r.Window.EndNs)+" after the start.")
 	}
+	if st := r.Stopped; st != nil {
+		pg.Notices = append(pg.Notices, fmt.Sprintf("Stopped at %s: %s. A partial result, measured up to %s after the start.", dur(st.AtNs), st.Reason, dur(r.Window.EndNs)))
+	}
 	if a := r.Aborted; a != nil {
 		pg.Notices = append(pg.Notices, fmt.Sprintf("Aborted (--abort-on-fail) at %s: threshold %s failed, %s%s.",
 			dur(a.AtNs), a.Expr, Measured(result.ThresholdResult{Measured: a.Measured, Unit: a.Unit}), abortNote(a)))
+	}
+	if loss := lossText(r); loss != "" {
+		pg.Notices = append(pg.Notices, "Loss: "+loss+".")
+	}
+	for _, w := range targetWarnings(r) {
+		pg.Notices = append(pg.Notices, "Warning: "+w)
 	}
 	if r.Self.Saturated {
 		pg.Notices = append(pg.Notices, "Saturated: the load generator, not the target, limited this run; read the figures as the harness's limits (see the self-check).")
@@ -131,26 +141,8 @@ func newPage(r *result.Result) (*htmlPage, error) {
 		pg.Hists = append(pg.Hists, histCells(n.Name, n.Hist))
 	}
 
-	c := r.Counters
-	if r.Broadcast == nil { // a broadcast run's accounting is in its own section
-		pg.Counters = append(pg.Counters, kv{"messages", fmt.Sprintf("sent %d, received %d, lost %d, in flight at end %d", c.Sent, c.Received, c.Lost, c.InFlight)})
-	}
-	pg.Counters = append(pg.Counters, []kv{
-		{"anomalies", fmt.Sprintf("duplicates %d, reordered %d, late %d, unexpected %d, held back %d, unsent %d", c.Duplicates, c.Reordered, c.Late, c.Unexpected, c.HeldBack, c.Unsent)},
-	}...)
-	if secs := win.Seconds(); secs > 0 {
-		rate := fmt.Sprintf("sent %.0f msg/s", float64(c.Sent)/secs)
-		if planned := r.PlannedRate(); planned > 0 {
-			rate += fmt.Sprintf(" (planned %.0f, %.1f%%)", planned, 100*float64(c.Sent)/secs/planned)
-		}
-		pg.Counters = append(pg.Counters, kv{"rate", rate + fmt.Sprintf(", received %.0f msg/s", float64(c.Received)/secs)})
-	}
-	pg.Counters = append(pg.Counters,
-		kv{"warm-up", fmt.Sprintf("sent %d, received %d (not in the figures above)", c.WarmupSent, c.WarmupReceived)},
-		kv{"connections", fmt.Sprintf("opened %d, failed %d, dropped %d, closed %d", c.ConnsOpened, c.ConnsFailed, c.ConnsDropped, c.ConnsClosed)},
-		kv{"bytes", fmt.Sprintf("sent %d, received %d", c.BytesSent, c.BytesReceived)},
-		kv{"errors", c.ErrorList()},
-	)
+	pg.Counters = counterLines(r) // a broadcast run's accounting is in its own section
+	pg.Rejected = rejectedViews(r)
 
 	s := r.Self
 	sat := "no: the figures describe the target"
@@ -428,6 +420,13 @@ pre { background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 12px; }
 <table>
 {{range .Counters}}<tr><th>{{.K}}</th><td>{{.V}}</td></tr>
 {{end}}</table>
+{{with .Rejected}}
+<h2>Rejected</h2>
+<p>What the target sent that sockbench could not use (the first {{len .}} kept): each message's first bytes, in hex and as text.</p>
+{{range .}}<p>{{.Head}}</p>
+<pre>{{range .Dump}}{{.}}
+{{end}}</pre>
+{{end}}{{end}}
 {{with .Reps}}
 <h2>Repetitions</h2>
 <p>Each repetition is a measured window of its own, with fresh connections; the figures above merge them all.</p>

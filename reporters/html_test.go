@@ -144,6 +144,26 @@ func TestHTML(t *testing.T) {
 			notWant: []string{"planned rate"},
 		},
 		{
+			name: "lossy target that sent garbage, stopped early", charts: 5,
+			edit: func(r *result.Result) {
+				c := &r.Counters
+				c.Received, c.WarmupReceived, c.Lost, c.InFlight, c.Unexpected = 0, 0, 1400, 0, 1400
+				r.Stopped = &result.Stop{AtNs: 2_000_000_000, Reason: "every connection was lost and none remained at 2s"}
+				r.Rejected = []result.Rejected{{Kind: result.RejectUnmatched, Conn: 7, AtNs: 300_000_000, Length: 300,
+					Reason: "a measurement header for connection 9", Bytes: []byte("<b>hi</b>\x00")}}
+			},
+			want: []string{
+				"Loss: 1400 of 1400 messages (100%) were lost.",
+				"Warning: no reply matched any of the 1420 messages sent",
+				"Stopped at 2.00s: every connection was lost and none remained at 2s.",
+				"<h2>Rejected</h2>",
+				"1. unmatched, connection 7 at 300ms, 300 bytes, the first 10 shown: a measurement header for connection 9",
+				"00000000  3c 62 3e 68 69 3c 2f 62  3e 00 ", "|&lt;b&gt;hi&lt;/b&gt;.|",
+				"none, but 1400 of 1400 messages (100%) were lost",
+			},
+			notWant: []string{"<b>hi"},
+		},
+		{
 			name: "empty histograms and no intervals", charts: 5,
 			edit: func(r *result.Result) {
 				r.Intervals = nil

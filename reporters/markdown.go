@@ -23,6 +23,9 @@ func Markdown(w io.Writer, r *result.Result) error {
 	if r.Aborted != nil {
 		verdict = "**FAILED** (aborted)"
 	}
+	if r.Stopped != nil {
+		verdict = "**NOT CARRIED OUT** (stopped early)"
+	}
 	fmt.Fprintf(&b, "### sockbench %s: %s\n\n", p.Name, verdict)
 	target := p.Target
 	if p.Embedded {
@@ -36,6 +39,9 @@ func Markdown(w io.Writer, r *result.Result) error {
 	if a := r.Aborted; a != nil {
 		fmt.Fprintf(&b, "**Aborted** at %s (`--abort-on-fail`): %s. The figures are partial.\n\n", dur(a.AtNs), a.Reason)
 	}
+	if st := r.Stopped; st != nil {
+		fmt.Fprintf(&b, "**Stopped** at %s: %s. The figures are partial.\n\n", dur(st.AtNs), st.Reason)
+	}
 	b.WriteString("| | count | p50 | p90 | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|\n")
 	for _, name := range []string{result.Latency, result.ServiceTime, result.Connect, result.SendLag} {
 		h := r.Histograms[name]
@@ -45,7 +51,10 @@ func Markdown(w io.Writer, r *result.Result) error {
 		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s |\n", name, h.Count, dur(h.P50), dur(h.P90), dur(h.P99), dur(h.P999), dur(h.Max))
 	}
 	c := r.Counters
-	fmt.Fprintf(&b, "\nMessages: sent %d, received %d, lost %d, in flight at end %d; errors: %s.\n", c.Sent, c.Received, c.Lost, c.InFlight, c.ErrorList())
+	fmt.Fprintf(&b, "\nMessages: sent %d, received %d, lost %d, in flight at end %d; errors: %s.\n", c.Sent, c.Received, c.Lost, c.InFlight, errorsLine(r))
+	for _, warn := range targetWarnings(r) {
+		fmt.Fprintf(&b, "\n> **Warning**: %s\n", warn)
+	}
 	for _, warn := range r.Self.Warnings {
 		fmt.Fprintf(&b, "\n> %s\n", warn)
 	}

@@ -83,7 +83,7 @@ func (p *ProgressPrinter) Done() {
 
 // statusLine is the terminal status: elapsed/total seconds, phase, open
 // connections, send rate against the plan and receive rate in msg/s, the
-// interval's latency p50/p99 and its errors.
+// interval's latency p50/p99, the messages counted lost and its errors.
 func statusLine(iv result.Interval, total time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%6.1fs", float64(iv.TNs)/1e9)
@@ -94,6 +94,6 @@ func statusLine(iv result.Interval, total time.Duration) string {
 	if iv.PlannedRate > 0 {
 		fmt.Fprintf(&b, "/%.0f", iv.PlannedRate)
 	}
-	fmt.Fprintf(&b, " msg/s  recv %.0f msg/s  p50 %s  p99 %s  errors %d", iv.RecvRate, dur(iv.P50Ns), dur(iv.P99Ns), iv.Errors)
+	fmt.Fprintf(&b, " msg/s  recv %.0f msg/s  p50 %s  p99 %s  lost %d  errors %d", iv.RecvRate, ivDur(iv.P50Ns, iv.Received), ivDur(iv.P99Ns, iv.Received), iv.Lost, iv.Errors)
 	return b.String()
 }

@@ -37,9 +37,9 @@ func TestParseProgressMode(t *testing.T) {
 func TestProgressPrinter(t *testing.T) {
 	t.Parallel()
 	ivs := []result.Interval{
-		{TNs: 1e9, Phase: "warmup", OpenConns: 10, SendRate: 90, PlannedRate: 100, RecvRate: 90, P50Ns: 20_000, P99Ns: 90_000, Errors: 0},
-		{TNs: 2e9, Phase: "steady", OpenConns: 1000, SendRate: 10000, PlannedRate: 10000, RecvRate: 9999, P50Ns: 21_000, P99Ns: 1_500_000, Errors: 2},
-		{TNs: 3e9, Phase: "drain", OpenConns: 0, SendRate: 5, RecvRate: 7, P50Ns: 19_000, P99Ns: 40_000},
+		{TNs: 1e9, Phase: "warmup", OpenConns: 10, Sent: 90, Received: 90, SendRate: 90, PlannedRate: 100, RecvRate: 90, P50Ns: 20_000, P99Ns: 90_000, Errors: 0},
+		{TNs: 2e9, Phase: "steady", OpenConns: 1000, Sent: 10000, Received: 9999, Lost: 3, SendRate: 10000, PlannedRate: 10000, RecvRate: 9999, P50Ns: 21_000, P99Ns: 1_500_000, Errors: 2},
+		{TNs: 3e9, Phase: "drain", OpenConns: 0, Sent: 5, SendRate: 5, RecvRate: 0},
 	}
 	cases := []struct {
 		mode       ProgressMode
@@ -51,9 +51,10 @@ func TestProgressPrinter(t *testing.T) {
 		{
 			mode: ProgressTTY, wantWrites: 4, wantLines: 1,
 			want: []string{
-				"\r   1.0s/25.0s  warmup   conns 10  send 90/100 msg/s  recv 90 msg/s  p50 20.0us  p99 90.0us  errors 0\x1b[K",
-				"\r   2.0s/25.0s  steady   conns 1000  send 10000/10000 msg/s  recv 9999 msg/s  p50 21.0us  p99 1.50ms  errors 2\x1b[K",
-				"send 5 msg/s", // no plan in the drain: no "/0"
+				"\r   1.0s/25.0s  warmup   conns 10  send 90/100 msg/s  recv 90 msg/s  p50 20.0us  p99 90.0us  lost 0  errors 0\x1b[K",
+				"\r   2.0s/25.0s  steady   conns 1000  send 10000/10000 msg/s  recv 9999 msg/s  p50 21.0us  p99 1.50ms  lost 3  errors 2\x1b[K",
+				"recv 0 msg/s  p50 -  p99 -  lost 0", // no sample: "-", as in the summary
+				"send 5 msg/s",                       // no plan in the drain: no "/0"
 			},
 			notWant: []string{"/0 msg/s"},
 		},

@@ -39,12 +39,8 @@ func Text(w io.Writer, r *result.Result) error {
 	for _, ph := range r.Phases {
 		fmt.Fprintf(&b, "  phase      %-10s %s, %d conns, %s, %d B\n", ph.Name, dur(ph.EndNs-ph.StartNs), ph.Conns, phaseLoad(ph), ph.Size)
 	}
-	if r.Interrupted {
-		fmt.Fprintf(&b, "  INTERRUPTED: partial result, measured up to %s\n", dur(win.EndNs))
-	}
-	if a := r.Aborted; a != nil {
-		fmt.Fprintf(&b, "  ABORTED    at %s (--abort-on-fail): %s; %s then; a partial result, measured up to %s\n",
-			dur(a.AtNs), a.Reason, Measured(result.ThresholdResult{Unit: a.Unit, Measured: a.Measured}), dur(win.EndNs))
+	for _, n := range stopNotices(r) {
+		fmt.Fprintf(&b, "  %s\n", n)
 	}
 	b.WriteString("\n")
 
@@ -66,33 +62,12 @@ func Text(w io.Writer, r *result.Result) error {
 	b.WriteString("\n")
 
 	c := r.Counters
-	secs := r.MeasuredSeconds()
 	if r.Broadcast != nil {
 		textRooms(&b, r.Broadcast)
-	} else {
-		fmt.Fprintf(&b, "  messages   sent %d, received %d, lost %d, in flight at end %d", c.Sent, c.Received, c.Lost, c.InFlight)
-		if off := c.Sent - c.Received - c.Lost - c.InFlight; off != 0 {
-			fmt.Fprintf(&b, " (UNACCOUNTED %d)", off)
-		}
-		b.WriteString("\n")
 	}
-	if c.Duplicates+c.Reordered+c.Late+c.Unexpected > 0 {
-		fmt.Fprintf(&b, "  anomalies  duplicates %d, reordered %d, late %d, unexpected %d\n", c.Duplicates, c.Reordered, c.Late, c.Unexpected)
+	for _, l := range counterLines(r) {
+		fmt.Fprintf(&b, "  %-10s %s\n", l.K, l.V)
 	}
-	if c.HeldBack+c.Unsent > 0 {
-		fmt.Fprintf(&b, "  held back  %d sends waited for the target (max_inflight window or a full socket buffer); %d scheduled sends never went out\n", c.HeldBack, c.Unsent)
-	}
-	if secs > 0 {
-		fmt.Fprintf(&b, "  rate       sent %.0f msg/s", float64(c.Sent)/secs)
-		if planned := r.PlannedRate(); planned > 0 {
-			fmt.Fprintf(&b, " (planned %.0f, %.1f%%)", planned, 100*float64(c.Sent)/secs/planned)
-		}
-		fmt.Fprintf(&b, ", received %.0f msg/s\n", float64(c.Received)/secs)
-	}
-	fmt.Fprintf(&b, "  warm-up    sent %d, received %d (not in the figures above)\n", c.WarmupSent, c.WarmupReceived)
-	fmt.Fprintf(&b, "  conns      opened %d, failed %d, dropped %d, closed %d\n", c.ConnsOpened, c.ConnsFailed, c.ConnsDropped, c.ConnsClosed)
-	fmt.Fprintf(&b, "  bytes      sent %d, received %d\n", c.BytesSent, c.BytesReceived)
-	fmt.Fprintf(&b, "  errors     %s\n", c.ErrorList())
 	fmt.Fprintf(&b, "  harness    cpu %.0f%% of %d cores", r.Self.CPUPercent, r.Env.CPUs)
 	if lag := r.Histograms[result.SendLag]; lag != nil && lag.Count > 0 && p.Mode != "closed" {
 		fmt.Fprintf(&b, ", send lag p99 %s max %s", dur(lag.P99), dur(lag.Max))
@@ -113,6 +88,18 @@ func Text(w io.Writer, r *result.Result) error {
 	}
 	for _, w := range r.Self.Warnings {
 		fmt.Fprintf(&b, "  note       %s\n", w)
+	}
+	for _, w := range targetWarnings(r) {
+		fmt.Fprintf(&b, "  WARNING    %s\n", w)
+	}
+	if rej := rejectedViews(r); len(rej) > 0 {
+		fmt.Fprintf(&b, "  rejected   what the target sent that sockbench could not use (the first %d kept):\n", len(rej))
+		for _, x := range rej {
+			fmt.Fprintf(&b, "    %s\n", x.Head)
+			for _, line := range x.Dump {
+				fmt.Fprintf(&b, "      %s\n", line)
+			}
+		}
 	}
 	checked := map[string]bool{}
 	for _, t := range r.Checks {
@@ -182,8 +169,17 @@ func Progress(w io.Writer, iv result.Interval) {
 	if iv.PlannedRate > 0 {
 		rate += fmt.Sprintf("/%.0f", iv.PlannedRate)
 	}
-	fmt.Fprintf(w, "[%6.1fs] %-8s conns %d  send %s msg/s  recv %.0f msg/s  p50 %s  p99 %s  lag %s  errors %d\n",
-		float64(iv.TNs)/1e9, iv.Phase, iv.OpenConns, rate, iv.RecvRate, dur(iv.P50Ns), dur(iv.P99Ns), dur(iv.SendLagMaxNs), iv.Errors)
+	fmt.Fprintf(w, "[%6.1fs] %-8s conns %d  send %s msg/s  recv %.0f msg/s  p50 %s  p99 %s  lag %s  lost %d  errors %d\n",
+		float64(iv.TNs)/1e9, iv.Phase, iv.OpenConns, rate, iv.RecvRate, ivDur(iv.P50Ns, iv.Received), ivDur(iv.P99Ns, iv.Received), ivDur(iv.SendLagMaxNs, iv.Sent), iv.Lost, iv.Errors)
+}
+
+// ivDur is an interval's figure from n samples: "-" when there are none, as
+// in the summary's table.
+func ivDur(ns, n int64) string {
+	if n == 0 {
+		return "-"
+	}
+	return dur(ns)
 }
 
 // bytesIEC formats a byte count with a binary unit: 512 B, 1.5 KiB, 20.3 MiB.

@@ -152,8 +152,8 @@ func TestText(t *testing.T) {
 				"  target     ws://127.0.0.1:9000/\n",
 				"transport  ws, engine goroutine",
 				"open loop",
-				"messages   sent 1400, received 1390, lost 4, in flight at end 6\n",
-				"errors     none\n",
+				"messages   sent 1400, received 1390, lost 4 (0.29% of sent), in flight at end 6\n",
+				"errors     none, but 4 of 1400 messages (0.29%) were lost\n",
 				// 1400 sent over the 4 s window is 350 msg/s; the plan asked for
 				// (100*1 s + 500*3 s) / 4 s = 400 msg/s: 87.5%.
 				"rate       sent 350 msg/s (planned 400, 87.5%), received 348 msg/s\n",
@@ -179,7 +179,7 @@ func TestText(t *testing.T) {
 		{
 			name: "unaccounted",
 			edit: func(r *result.Result) { r.Counters.Sent += 7 },
-			want: []string{"messages   sent 1407, received 1390, lost 4, in flight at end 6 (UNACCOUNTED 7)\n"},
+			want: []string{"messages   sent 1407, received 1390, lost 4 (0.28% of sent), in flight at end 6 (UNACCOUNTED 7)\n"},
 		},
 		{
 			name: "closed loop",
@@ -206,7 +206,82 @@ func TestText(t *testing.T) {
 			edit: func(r *result.Result) {
 				r.Counters.Errors = map[string]int64{"reset": 1, "refused": 2, "tls": 3}
 			},
-			want: []string{"errors     refused 2, reset 1, tls 3\n"},
+			want: []string{"errors     refused 2, reset 1, tls 3; and 4 of 1400 messages (0.29%) were lost\n"},
+		},
+		{
+			name:    "nothing lost",
+			edit:    func(r *result.Result) { r.Counters.Lost, r.Counters.InFlight, r.Counters.Sent = 0, 0, 1390 },
+			want:    []string{"messages   sent 1390, received 1390, lost 0, in flight at end 0\n", "errors     none\n"},
+			notWant: []string{"were lost", "WARNING"},
+		},
+		{
+			// A server that answers only every 10th message: the loss
+			// stands next to the errors, never "errors none" alone.
+			name: "lossy server",
+			edit: func(r *result.Result) {
+				r.Counters.Sent, r.Counters.Received, r.Counters.Lost, r.Counters.InFlight = 5000, 500, 4500, 0
+			},
+			want: []string{
+				"messages   sent 5000, received 500, lost 4500 (90.0% of sent), in flight at end 0\n",
+				"errors     none, but 4500 of 5000 messages (90.0%) were lost\n",
+			},
+			notWant: []string{"errors     none\n"},
+		},
+		{
+			name: "a tiny loss is not 0%",
+			edit: func(r *result.Result) {
+				r.Counters.Sent, r.Counters.Received, r.Counters.Lost, r.Counters.InFlight = 1_000_000, 999_999, 1, 0
+			},
+			want: []string{"lost 1 (<0.01% of sent)", "errors     none, but 1 of 1000000 messages (<0.01%) were lost\n"},
+		},
+		{
+			name: "no reply matched: the target sent nothing",
+			edit: func(r *result.Result) {
+				c := &r.Counters
+				c.Received, c.WarmupReceived, c.Lost, c.InFlight, c.BytesReceived = 0, 0, 1400, 0, 0
+			},
+			want: []string{"WARNING    no reply matched any of the 1420 messages sent: the target sent nothing back: does it echo each message"},
+		},
+		{
+			name: "no reply matched: the target sent something else",
+			edit: func(r *result.Result) {
+				c := &r.Counters
+				c.Received, c.WarmupReceived, c.Lost, c.InFlight, c.Unexpected = 0, 0, 1400, 0, 1400
+				r.Rejected = []result.Rejected{{Kind: result.RejectUnparsed, Conn: 3, AtNs: 300_000_000, Length: 20,
+					Reason: "wire: bad magic: not a sockbench measurement header", Bytes: []byte(`{"type":"pong"}` + "\x00\x01\xff\n\r")}}
+			},
+			want: []string{
+				"WARNING    no reply matched any of the 1420 messages sent: the target sent 97300 bytes, none of them a reply to a message sent: does it echo each message unchanged (docs/protocol.md)? What it sent is shown under \"rejected\".\n",
+				"  rejected   what the target sent that sockbench could not use (the first 1 kept):\n",
+				"    1. unparsed, connection 3 at 300ms, 20 bytes: wire: bad magic: not a sockbench measurement header\n",
+				"      00000000  7b 22 74 79 70 65 22 3a  22 70 6f 6e 67 22 7d 00  |{\"type\":\"pong\"}.|\n",
+				"      00000010  01 ff 0a 0d                                       |....|\n",
+			},
+		},
+		{
+			name: "replies all late",
+			edit: func(r *result.Result) {
+				c := &r.Counters
+				c.Received, c.WarmupReceived, c.Lost, c.InFlight, c.Late, c.WarmupLate = 0, 0, 1400, 0, 1400, 20
+			},
+			want: []string{"WARNING    no reply matched any of the 1420 messages sent: replies came, but every one after the 1.00s loss timeout: raise --timeout"},
+		},
+		{
+			name: "warm-up counted apart",
+			edit: func(r *result.Result) {
+				c := &r.Counters
+				c.WarmupLost, c.WarmupDuplicates, c.WarmupLate = 3, 2, 1
+			},
+			want:    []string{"warm-up    sent 20, received 20, lost 3, duplicates 2, late 1 (not in the figures above)\n"},
+			notWant: []string{"anomalies"},
+		},
+		{
+			name: "stopped: every connection lost",
+			edit: func(r *result.Result) {
+				r.Stopped = &result.Stop{AtNs: 1_500_000_000, Reason: "every connection was lost and none remained at 1.5s: 50 opened, 50 dropped, 0 failed to open (errors: reset 50)"}
+				r.Window.EndNs = 1_500_000_000
+			},
+			want: []string{"  STOPPED at 1.50s: every connection was lost and none remained at 1.5s: 50 opened, 50 dropped, 0 failed to open (errors: reset 50); a partial result, measured up to 1.50s\n"},
 		},
 		{
 			name: "anomalies",
@@ -310,19 +385,24 @@ func TestTextMissingHistogram(t *testing.T) {
 func TestProgress(t *testing.T) {
 	t.Parallel()
 	iv := result.Interval{
-		TNs: 2_500_000_000, Phase: "steady", OpenConns: 20,
+		TNs: 2_500_000_000, Phase: "steady", OpenConns: 20, Sent: 100, Received: 99, Lost: 2,
 		SendRate: 100, RecvRate: 99, P50Ns: 1_500_000, P99Ns: 4_000_000, SendLagMaxNs: 25_000, Errors: 3,
 	}
 	cases := []struct {
 		name    string
 		planned float64
+		edit    func(iv *result.Interval)
 		want    []string
 		notWant []string
 	}{
 		{
 			name: "open loop", planned: 200,
 			want: []string{"[   2.5s]", "steady", "conns 20", "send 100/200 msg/s", "recv 99 msg/s",
-				"p50 1.50ms", "p99 4.00ms", "lag 25.0us", "errors 3"},
+				"p50 1.50ms", "p99 4.00ms", "lag 25.0us", "lost 2", "errors 3"},
+		},
+		{
+			name: "no samples", planned: 200, edit: func(iv *result.Interval) { iv.Sent, iv.Received = 0, 0 },
+			want: []string{"p50 -  p99 -  lag -  lost 2"},
 		},
 		{
 			name: "closed loop", planned: 0,
@@ -336,6 +416,9 @@ func TestProgress(t *testing.T) {
 			var b bytes.Buffer
 			iv := iv
 			iv.PlannedRate = tc.planned
+			if tc.edit != nil {
+				tc.edit(&iv)
+			}
 			Progress(&b, iv)
 			out := b.String()
 			if got, want := strings.Count(out, "\n"), 1; got != want {

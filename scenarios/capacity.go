@@ -46,7 +46,9 @@ type Step struct {
 }
 
 // Passed reports whether the step kept every condition.
-func (s Step) Passed() bool { return len(s.Broke) == 0 && !s.Saturated }
+func (s Step) Passed() bool {
+	return len(s.Broke) == 0 && !s.Saturated && (s.Result == nil || s.Result.Stopped == nil)
+}
 
 // Capacity is a finished search.
 type Capacity struct {
@@ -112,6 +114,10 @@ func FindMax(ctx context.Context, spec *Spec, s Search, lim Limits, opts RunOpti
 		switch {
 		case r.Interrupted:
 			c.Stop, c.Interrupted = "interrupted", true
+			return c, nil
+		case r.Stopped != nil:
+			c.Breaking = i
+			c.Stop = "the step stopped early: " + r.Stopped.Reason
 			return c, nil
 		case st.Saturated:
 			c.Breaking = i

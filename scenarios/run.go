@@ -53,7 +53,8 @@ type RunOptions struct {
 // Run executes p (resolved from spec) and returns what was measured. On
 // interrupt (ctx cancelled) it returns the partial result with Interrupted
 // set and a nil error; stopped by opts.AbortOnFail, the partial result with
-// Aborted set. A target that cannot be reached is a *RunError.
+// Aborted set; stopped because no connection was left, the partial result
+// with Stopped set. A target that cannot be reached is a *RunError.
 func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*result.Result, error) {
 	if p.Target.Embedded {
 		srv, err := startReference(p, opts.Logf)
@@ -246,6 +247,10 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 		Intervals:   intervals,
 		Broadcast:   bc,
 	}
+	if tl.Gone && ctx.Err() == nil {
+		r.Stopped = &result.Stop{AtNs: tl.End, Reason: goneReason(&counters, tl.End)}
+	}
+	r.Rejected = set.Rejected()
 	if p.Target.Transport != plan.TCP {
 		r.Plan.Framing = ""
 	}
@@ -280,6 +285,16 @@ func Run(ctx context.Context, spec *Spec, p *plan.Plan, opts RunOptions) (*resul
 		r.Checks = append(r.Checks, th.Check(r))
 	}
 	return r, nil
+}
+
+// goneReason says why a run stopped at ns with no connection left.
+func goneReason(c *result.Counters, ns int64) string {
+	at := time.Duration(ns).Round(time.Millisecond)
+	if c.ConnsOpened == 0 {
+		return fmt.Sprintf("no connection could be opened: all %d attempts failed (%s); stopped at %s", c.ConnsFailed, c.ErrorList(), at)
+	}
+	return fmt.Sprintf("every connection was lost and none remained at %s: %d opened, %d dropped, %d failed to open (errors: %s)",
+		at, c.ConnsOpened, c.ConnsDropped, c.ConnsFailed, c.ErrorList())
 }
 
 // abortedIf is a, if the abort did stop the run.

@@ -112,6 +112,9 @@ func stepVerdict(st scenarios.Step) string {
 	if st.Saturated {
 		why = append(why, "the load generator saturated")
 	}
+	if s := st.Result.Stopped; s != nil {
+		why = append(why, "stopped early: "+s.Reason)
+	}
 	if len(why) == 0 {
 		return "pass"
 	}

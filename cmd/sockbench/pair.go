@@ -51,7 +51,7 @@ func runPair(ctx context.Context, arg string, o scenarios.Overrides, f runFlags,
 		if err != nil {
 			return err
 		}
-		if r.Interrupted || r.Aborted != nil {
+		if r.Interrupted || r.Aborted != nil || r.Stopped != nil {
 			return verdict(r)
 		}
 		runs[i] = r
@@ -149,7 +149,7 @@ func runInterleaved(ctx context.Context, sides [2]side, f runFlags, stdout, stde
 				stopped = last.runs[len(last.runs)-1]
 				break
 			}
-			if r.Interrupted || r.Aborted != nil {
+			if r.Interrupted || r.Aborted != nil || r.Stopped != nil {
 				stopped = r
 				break
 			}

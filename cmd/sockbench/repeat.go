@@ -32,7 +32,7 @@ func runRepeated(ctx context.Context, spec *scenarios.Spec, p *plan.Plan, lim sc
 			rp.cut(err, stderr) // keep the repetitions measured so far
 			break
 		}
-		if r.Interrupted || r.Aborted != nil {
+		if r.Interrupted || r.Aborted != nil || r.Stopped != nil {
 			break
 		}
 	}

@@ -377,13 +377,16 @@ func verdict(r *result.Result) error {
 	if r.Counters.ConnsOpened == 0 {
 		return &cannotError{fmt.Errorf("no connection to %s could be opened (%d attempts failed: %s)", r.Plan.Target, r.Counters.ConnsFailed, r.Counters.ErrorList())}
 	}
+	if st := r.Stopped; st != nil {
+		return &cannotError{fmt.Errorf("the run stopped early: %s; the result holds what was measured up to then", st.Reason)}
+	}
 	if a := r.Aborted; a != nil {
 		return &gateError{fmt.Sprintf("aborted (--abort-on-fail) %s after the start: %s", time.Duration(a.AtNs).Round(time.Millisecond), a.Reason)}
 	}
 	var failed []string
 	for _, t := range r.Checks {
 		if !t.Pass {
-			failed = append(failed, t.Expr)
+			failed = append(failed, t.Expr+" ("+reporters.Measured(t)+")")
 		}
 	}
 	if len(failed) > 0 {

@@ -141,6 +141,9 @@ func Compatible(base, next *result.Result) ([]Note, error) {
 		if r.res.Interrupted {
 			add(NoteInterrupted, "WARNING: the %s run was interrupted; its figures are partial", r.side)
 		}
+		if st := r.res.Stopped; st != nil {
+			add(NoteInterrupted, "WARNING: the %s run stopped early (%s); its figures are partial", r.side, st.Reason)
+		}
 	}
 	return notes, nil
 }

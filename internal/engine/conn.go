@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math"
 	"net"
 	"sync"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/sockbench/sockbench/internal/metrics"
 	"github.com/sockbench/sockbench/internal/plan"
+	"github.com/sockbench/sockbench/internal/result"
 	"github.com/sockbench/sockbench/internal/rooms"
 	"github.com/sockbench/sockbench/internal/wire"
 )
@@ -168,7 +171,7 @@ func (m *msgs) frame(buf []byte, intended, now int64) []byte {
 		return buf
 	}
 	buf = m.codec.Append(buf, *m.payload)
-	m.ring.add(m.sent, intended, now)
+	m.ring.add(m.sent, intended, now, m.b.set.Win.Measured(intended))
 	m.sent++
 	m.b.outstanding.Add(1)
 	return buf
@@ -223,7 +226,7 @@ func (m *msgs) appendGoodbye(buf []byte) []byte {
 
 // expire counts messages unanswered past the loss timeout as lost.
 func (m *msgs) expire(now int64) {
-	n, measured := m.ring.expire(now-int64(m.b.p.Timeout), m.b.set.Win)
+	n, measured := m.ring.expire(now - int64(m.b.p.Timeout))
 	if n > 0 {
 		m.b.outstanding.Add(-n)
 		m.rec.Lost(n-measured, false)
@@ -237,13 +240,14 @@ func (m *msgs) expire(now int64) {
 // owed are counted as unsent.
 func (m *msgs) settle(now int64, dropped, unsent, retiring bool) {
 	m.expire(now)
-	pending, measured := m.ring.drop(m.b.set.Win)
+	pending, measured := m.ring.drop()
 	m.b.outstanding.Add(-pending)
 	if dropped {
 		m.rec.Lost(pending-measured, false)
 		m.rec.Lost(measured, true)
 	} else {
-		m.rec.InFlight(measured)
+		m.rec.InFlight(pending-measured, false)
+		m.rec.InFlight(measured, true)
 		m.rec.ConnClosed()
 	}
 	if (unsent || dropped) && m.b.p.Mode == plan.Open && !retiring {
@@ -286,6 +290,7 @@ func (m *msgs) parse(b []byte, now int64, lk *sync.Mutex) (int, bool, error) {
 	for off < len(b) {
 		op, payload, used, err := m.codec.Next(b[off:])
 		if err != nil {
+			m.reject(result.RejectUnparsed, b[off:], now, err.Error())
 			return off, wake, &metrics.ProtocolError{Err: err} // counted when the connection drops
 		}
 		if used == 0 {
@@ -326,6 +331,25 @@ func unlock(lk *sync.Mutex) {
 	}
 }
 
+// reject keeps msg, received at now, among the run's rejected messages
+// (while it keeps any): what the target sent that could not be used.
+func (m *msgs) reject(kind string, msg []byte, now int64, reason string) {
+	if m.b.set.Rejecting() {
+		m.b.set.Reject(kind, m.id, now, msg, reason)
+	}
+}
+
+// unexpected counts a reply, received at now, that answers no message: in
+// the window if it arrived after the window began (it has no message whose
+// intended time could say). A reply that could not be parsed is a protocol
+// error too. The caller counts its bytes.
+func (m *msgs) unexpected(now int64, unparsed bool) {
+	if unparsed {
+		m.rec.Error(metrics.ErrProtocol)
+	}
+	m.rec.Anomaly(metrics.Unexpected, m.b.set.Win.Measured(now))
+}
+
 // reply accounts one data message of n bytes received at now and reports
 // whether the sender should look again: it answered a message awaited
 // (freeing a slot), or a join or leave is due.
@@ -341,9 +365,9 @@ func (m *msgs) reply(payload []byte, n int, now int64, lk *sync.Mutex) bool {
 		err = h.Decode(payload)
 	}
 	if err != nil {
+		m.reject(result.RejectUnparsed, payload, now, err.Error())
 		m.rec.Bytes(n)
-		m.rec.Error(metrics.ErrProtocol)
-		m.rec.Anomaly(metrics.Unexpected)
+		m.unexpected(now, true)
 		return false
 	}
 	if h.Flags&wire.FlagProbe != 0 {
@@ -351,7 +375,7 @@ func (m *msgs) reply(payload []byte, n int, now int64, lk *sync.Mutex) bool {
 		return false
 	}
 	lock(lk)
-	sl, ok := m.accept(&h)
+	sl, ok := m.accept(&h, payload, now)
 	unlock(lk)
 	if !ok {
 		m.rec.Bytes(n)
@@ -361,27 +385,34 @@ func (m *msgs) reply(payload []byte, n int, now int64, lk *sync.Mutex) bool {
 	return true
 }
 
-// accept matches a reply to the message it answers and reports whether it
-// is a latency sample, with that message's send times; anything else is
-// counted as an anomaly.
-func (m *msgs) accept(h *wire.Header) (slot, bool) {
+// accept matches a reply (its header h and payload), received at now, to
+// the message it answers and reports whether it is a latency sample, with
+// that message's send times; anything else is counted, in the window if the
+// message it answers was measured.
+func (m *msgs) accept(h *wire.Header, payload []byte, now int64) (slot, bool) {
 	if h.ConnID != m.id || h.Seq >= m.sent {
-		m.rec.Anomaly(metrics.Unexpected)
+		if m.b.set.Rejecting() {
+			m.reject(result.RejectUnmatched, payload, now, fmt.Sprintf(
+				"a measurement header for connection %d, sequence number %d, on connection %d, which has sent %d messages: does the target send each reply to the connection the message came on?",
+				h.ConnID, h.Seq, m.id, m.sent))
+		}
+		m.unexpected(now, false)
 		return slot{}, false
 	}
 	outcome, sl := m.ring.answerSlot(h.Seq)
+	measured := m.ring.measured(h.Seq)
 	switch outcome {
 	case answered:
 		m.b.outstanding.Add(-1)
 		if int64(h.Seq) < m.maxSeen {
-			m.rec.Anomaly(metrics.Reordered)
+			m.rec.Anomaly(metrics.Reordered, measured)
 		}
 		m.maxSeen = max(m.maxSeen, int64(h.Seq))
 		return sl, true
 	case wasAnswered:
-		m.rec.Anomaly(metrics.Duplicate)
+		m.rec.Anomaly(metrics.Duplicate, measured)
 	default:
-		m.rec.Anomaly(metrics.Late)
+		m.rec.Anomaly(metrics.Late, measured)
 	}
 	return slot{}, false
 }
@@ -396,9 +427,9 @@ func (m *msgs) roomReply(payload []byte, n int, now int64, lk *sync.Mutex) bool 
 		err = h.Decode(rm.Payload)
 	}
 	if err != nil {
+		m.reject(result.RejectUnparsed, payload, now, err.Error())
 		m.rec.Bytes(n)
-		m.rec.Error(metrics.ErrProtocol)
-		m.rec.Anomaly(metrics.Unexpected)
+		m.unexpected(now, true)
 		return false
 	}
 	t := m.b.rooms
@@ -424,8 +455,11 @@ func (m *msgs) roomReply(payload []byte, n int, now int64, lk *sync.Mutex) bool 
 	case ok, rm.Op == wire.RoomDeliver: // duplicated, extra and late are the tracker's
 		m.rec.Bytes(n)
 	default: // a reply to nothing sockbench asked
+		if m.b.set.Rejecting() {
+			m.reject(result.RejectUnmatched, payload, now, fmt.Sprintf("a room %q message that answers nothing this connection asked", byte(rm.Op)))
+		}
 		m.rec.Bytes(n)
-		m.rec.Anomaly(metrics.Unexpected)
+		m.unexpected(now, false)
 	}
 	return due
 }
@@ -539,6 +573,10 @@ func dialRecorded(ctx context.Context, b *base, id uint32, rec *metrics.Recorder
 		if ctx.Err() == nil {
 			rec.ConnFailed(metrics.Classify(err))
 			b.logf("connection %d: %v", id, err)
+			var he *metrics.HandshakeError
+			if errors.As(err, &he) && b.set.Rejecting() {
+				b.set.Reject(result.RejectHandshake, id, b.clk.Now(), he.Answer, he.Error())
+			}
 		}
 		return dialed{}, rec, 0, false
 	}

@@ -3,14 +3,18 @@ package engine
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/url"
 	"time"
 
 	"github.com/gobwas/ws"
 
 	"github.com/sockbench/sockbench/internal/metrics"
 	"github.com/sockbench/sockbench/internal/plan"
+	"github.com/sockbench/sockbench/internal/result"
 	"github.com/sockbench/sockbench/internal/wire"
 )
 
@@ -22,7 +26,9 @@ type dialed struct {
 
 // dial opens one connection to t: TCP connect, then TLS and the WebSocket
 // upgrade for ws/wss; a connected UDP socket for udp. id picks the source
-// address on loopback (see netDialer).
+// address on loopback (see netDialer). An error from the TCP connect is
+// returned as it is (the target is unreachable); a failed upgrade is a
+// *metrics.HandshakeError holding what the server answered.
 func dial(ctx context.Context, t plan.Target, timeout time.Duration, id uint32) (dialed, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -30,25 +36,47 @@ func dial(ctx context.Context, t plan.Target, timeout time.Duration, id uint32) 
 	switch t.Transport {
 	case plan.UDP:
 		nc, err := nd.DialContext(ctx, "udp", t.Addr)
-		return dialed{nc: nc}, err
+		return dialed{nc: nc}, connectErr(err)
 	case plan.TCP:
 		nc, err := nd.DialContext(ctx, "tcp", t.Addr)
-		return dialed{nc: nc}, err
+		return dialed{nc: nc}, connectErr(err)
 	}
-	d := ws.Dialer{Timeout: timeout, NetDial: nd.DialContext}
-	if t.TLS {
-		d.TLSConfig = &tls.Config{InsecureSkipVerify: t.Insecure} //nolint:gosec // --insecure is the user's explicit choice
-	}
-	nc, br, _, err := d.Dial(ctx, t.URL)
+	u, err := url.Parse(t.URL)
 	if err != nil {
-		if nc != nil {
-			nc.Close()
-		}
-		if _, ok := err.(net.Error); ok || isDialErr(err) {
-			return dialed{}, err
-		}
-		return dialed{}, &metrics.HandshakeError{Err: err}
+		return dialed{}, err
 	}
+	nc, err := nd.DialContext(ctx, "tcp", t.Addr)
+	if err != nil {
+		return dialed{}, connectErr(err)
+	}
+	// Interrupted (or past the timeout) during TLS or the upgrade: fail
+	// the reads and writes at once.
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(deadline)
+	}
+	if t.TLS {
+		tc := tls.Client(nc, &tls.Config{ServerName: u.Hostname(), InsecureSkipVerify: t.Insecure}) //nolint:gosec // --insecure is the user's explicit choice
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return dialed{}, fmt.Errorf("TLS handshake: %w", err)
+		}
+		nc = tc
+	}
+	answer := &answerRecorder{r: nc}
+	br, _, err := ws.Dialer{}.Upgrade(struct {
+		io.Reader
+		io.Writer
+	}{answer, nc}, u)
+	if err != nil || !stop() {
+		nc.Close()
+		if err == nil {
+			err = ctx.Err()
+		}
+		return dialed{}, &metrics.HandshakeError{Err: err, Answer: answer.got}
+	}
+	_ = nc.SetDeadline(time.Time{})
 	out := dialed{nc: nc}
 	if br != nil {
 		if n := br.Buffered(); n > 0 {
@@ -58,6 +86,35 @@ func dial(ctx context.Context, t plan.Target, timeout time.Duration, id uint32) 
 		ws.PutReader(br)
 	}
 	return out, nil
+}
+
+// connectError is a failed connect (TCP, or a UDP socket's): the target
+// is unreachable, as opposed to one that answered wrongly.
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
+
+func connectErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &connectError{err}
+}
+
+// answerRecorder reads from r and keeps the first result.RejectedBytes
+// bytes read: what a server answered to the upgrade request.
+type answerRecorder struct {
+	r   io.Reader
+	got []byte
+}
+
+func (a *answerRecorder) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if keep := min(n, result.RejectedBytes-len(a.got)); keep > 0 {
+		a.got = append(a.got, p[:keep]...)
+	}
+	return n, err
 }
 
 // loopbackSources is how many IPv4 loopback source addresses connections
@@ -92,11 +149,6 @@ func netDialer(t plan.Target, id uint32) *net.Dialer {
 	return d
 }
 
-func isDialErr(err error) bool {
-	_, ok := err.(*net.OpError)
-	return ok
-}
-
 // newCodec returns the framing for a connection of plan p.
 func newCodec(p *plan.Plan, id uint32) wire.Codec {
 	max := max(p.MaxSize(), 1<<16) + 64
@@ -121,8 +173,12 @@ func newCodec(p *plan.Plan, id uint32) wire.Codec {
 func Probe(ctx context.Context, p *plan.Plan) error {
 	t := p.Target
 	d, err := dial(ctx, t, p.ConnectTimeout, 0)
-	if err != nil {
+	var ce *connectError
+	switch {
+	case errors.As(err, &ce):
 		return fmt.Errorf("target %s unreachable: %w", t.URL, err)
+	case err != nil: // connected, then TLS or the WebSocket upgrade failed
+		return fmt.Errorf("target %s: %w", t.URL, err)
 	}
 	defer d.nc.Close()
 	if t.Transport != plan.UDP {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/sockbench/sockbench/internal/metrics"
@@ -128,7 +129,14 @@ type Timeline struct {
 	DrainEnd    int64
 	PhaseStarts []int64 // one per phase that began
 	Interrupted bool
+	// Gone is true when the run stopped early because no connection was
+	// left open and none was being opened: every one had failed or
+	// dropped. End is then when that was found.
+	Gone bool
 }
+
+// goneCheck is how often Drive looks for a run with no connection left.
+const goneCheck = 5 * time.Millisecond
 
 // Hooks lets the runner follow the timeline.
 type Hooks struct {
@@ -140,7 +148,10 @@ type Hooks struct {
 // connections, waits the warm-up, opens the measured window, runs each phase
 // for its duration (scaling and re-pacing at each boundary), stops sending,
 // drains replies for up to p.Timeout, and closes. When ctx is cancelled it
-// stops at once, closes and returns the timeline so far with Interrupted set.
+// stops at once, closes and returns the timeline so far with Interrupted
+// set; when no connection is left (after the first ramp, every connection
+// has failed or dropped, and no ramp is opening more), likewise with Gone
+// set.
 func Drive(ctx context.Context, e Engine, p *plan.Plan, clk Clock, set *metrics.Set, h Hooks) Timeline {
 	var tl Timeline
 	phase := func(i int, ns int64) {
@@ -148,20 +159,34 @@ func Drive(ctx context.Context, e Engine, p *plan.Plan, clk Clock, set *metrics.
 			h.Phase(i, ns)
 		}
 	}
+	var ramping atomic.Bool // a later phase's Scale is opening connections
+	gone := func() bool { return set.Open() == 0 && !ramping.Load() }
 	stopNow := func() Timeline {
 		now := clk.Now()
 		e.Stop(now)
 		if tl.Start == 0 || tl.Start > now {
-			tl.Start = now // interrupted before the measured window began
+			tl.Start = now // stopped before the measured window began
 		}
-		tl.End, tl.DrainEnd, tl.Interrupted = now, now, true
+		tl.End, tl.DrainEnd = now, now
+		tl.Interrupted = ctx.Err() != nil || !tl.Gone
 		e.Close()
 		return tl
+	}
+	// sleepUntil waits until the clock reads ns; false if the run must
+	// stop first (ctx ended, or no connection is left: tl.Gone).
+	sleepUntil := func(ns int64) bool {
+		ok, lost := waitUntil(ctx, clk, ns, gone)
+		tl.Gone = lost
+		return ok
 	}
 
 	phase(-1, 0)
 	e.Pace(0, p.Phases[0])
 	if err := e.Scale(ctx, p.Phases[0].Conns, p.Phases[0].ConnectRate); err != nil || ctx.Err() != nil {
+		return stopNow()
+	}
+	if gone() {
+		tl.Gone = true
 		return stopNow()
 	}
 	// Give the ramp's garbage (handshake buffers, dialer goroutine stacks)
@@ -175,7 +200,7 @@ func Drive(ctx context.Context, e Engine, p *plan.Plan, clk Clock, set *metrics.
 	// Set before it begins, so that every message intended at or after
 	// Start is classified as measured on both its send and its reply.
 	set.Win.SetStart(tl.Start)
-	if !sleepUntil(ctx, clk, tl.Start) {
+	if !sleepUntil(tl.Start) {
 		return stopNow()
 	}
 
@@ -200,7 +225,8 @@ func Drive(ctx context.Context, e Engine, p *plan.Plan, clk Clock, set *metrics.
 	scaleDone := make(chan struct{})
 	close(scaleDone)
 	for i, ph := range p.Phases {
-		if !sleepUntil(ctx, clk, starts[i]) {
+		if !sleepUntil(starts[i]) {
+			cancelScale()
 			<-scaleDone
 			return stopNow()
 		}
@@ -211,13 +237,16 @@ func Drive(ctx context.Context, e Engine, p *plan.Plan, clk Clock, set *metrics.
 			// to finish.
 			<-scaleDone
 			scaleDone = make(chan struct{})
+			ramping.Store(true)
 			go func(n int, rate float64, done chan struct{}) {
 				defer close(done)
+				defer ramping.Store(false)
 				_ = e.Scale(scaleCtx, n, rate)
 			}(ph.Conns, ph.ConnectRate, scaleDone)
 		}
 	}
-	if !sleepUntil(ctx, clk, tl.End) {
+	if !sleepUntil(tl.End) {
+		cancelScale()
 		<-scaleDone
 		return stopNow()
 	}
@@ -233,18 +262,31 @@ func Drive(ctx context.Context, e Engine, p *plan.Plan, clk Clock, set *metrics.
 	return tl
 }
 
-// sleepUntil waits until the clock reads ns; false if ctx ended first.
-func sleepUntil(ctx context.Context, clk Clock, ns int64) bool {
+// waitUntil waits until the clock reads ns. It returns false if ctx ended
+// first, or if gone reported true (checked every goneCheck), and then
+// whether it was gone.
+func waitUntil(ctx context.Context, clk Clock, ns int64, gone func() bool) (ok, wasGone bool) {
+	if gone() {
+		return false, true
+	}
 	d := time.Duration(ns - clk.Now())
 	if d <= 0 {
-		return ctx.Err() == nil
+		return ctx.Err() == nil, false
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
+	tick := time.NewTicker(goneCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.C:
+			return true, false
+		case <-ctx.Done():
+			return false, false
+		case <-tick.C:
+			if gone() {
+				return false, true
+			}
+		}
 	}
 }

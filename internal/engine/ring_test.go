@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
-
-	"github.com/sockbench/sockbench/internal/metrics"
 )
 
 func newRing(n int) *ring {
@@ -14,18 +12,12 @@ func newRing(n int) *ring {
 	return r
 }
 
-// openWindow returns a window measuring messages intended at or after start.
-func openWindow(start int64) *metrics.Window {
-	w := metrics.NewWindow()
-	w.SetStart(start)
-	return w
-}
-
-// addN adds seq from..to-1 with intended = sent = 10*(seq+1).
-func addN(r *ring, from, to uint64) {
+// addN adds seq from..to-1 with intended = sent = 10*(seq+1), measured
+// from intended start on.
+func addN(r *ring, from, to uint64, start int64) {
 	for seq := from; seq < to; seq++ {
 		at := int64(10 * (seq + 1))
-		r.add(seq, at, at)
+		r.add(seq, at, at, at >= start)
 	}
 }
 
@@ -57,60 +49,62 @@ func TestRingAnswer(t *testing.T) {
 	}{
 		{
 			name:    "answered first time",
-			setup:   func(r *ring) { addN(r, 0, 3) },
+			setup:   func(r *ring) { addN(r, 0, 3, 0) },
 			answers: []step{{1, answered, 20}, {0, answered, 10}, {2, answered, 30}},
 			pending: 0,
 		},
 		{
 			name:    "duplicate",
-			setup:   func(r *ring) { addN(r, 0, 2) },
+			setup:   func(r *ring) { addN(r, 0, 2, 0) },
 			answers: []step{{0, answered, 10}, {0, wasAnswered, 10}, {0, wasAnswered, 10}},
 			pending: 1,
 		},
 		{
-			name: "after expiry",
+			name: "after expiry: late once, then a duplicate",
 			setup: func(r *ring) {
-				addN(r, 0, 3)
-				r.expire(25, openWindow(0)) // seq 0 and 1
+				addN(r, 0, 3, 0)
+				r.expire(25) // seq 0 and 1
 			},
-			answers: []step{{0, tooLate, 10}, {1, tooLate, 20}, {2, answered, 30}},
+			answers: []step{{0, tooLate, 10}, {1, tooLate, 20}, {0, wasAnswered, 10}, {2, answered, 30}},
 			pending: 0,
 		},
 		{
 			name: "after drop",
 			setup: func(r *ring) {
-				addN(r, 0, 3)
-				r.drop(openWindow(0))
+				addN(r, 0, 3, 0)
+				r.drop()
 			},
-			answers: []step{{0, tooLate, 10}, {2, tooLate, 30}},
+			answers: []step{{0, tooLate, 10}, {2, tooLate, 30}, {2, wasAnswered, 30}},
 			pending: 0,
 		},
 		{
-			name: "old seq after wrap",
+			name: "old answered seq after wrap: a duplicate",
 			setup: func(r *ring) {
 				// 4 slots; each answered before the next, so no growth.
 				for seq := uint64(0); seq < 10; seq++ {
-					addN(r, seq, seq+1)
+					addN(r, seq, seq+1, 0)
 					r.answer(seq)
 				}
-				addN(r, 10, 11)
+				addN(r, 10, 11, 0)
 			},
 			// 1 and 6 are overwritten by 9 (slot 1) and 10 (slot 2);
 			// 9 is still there, answered.
-			answers: []step{{1, tooLate, 0}, {6, tooLate, 0}, {9, wasAnswered, 100}, {10, answered, 110}},
+			answers: []step{{1, wasAnswered, 0}, {6, wasAnswered, 0}, {9, wasAnswered, 100}, {10, answered, 110}},
 			pending: 0,
 		},
 		{
-			name:    "never sent",
-			setup:   func(r *ring) { addN(r, 0, 2) },
-			answers: []step{{2, tooLate, 0}, {3, tooLate, 0}, {6, tooLate, 0}, {1 << 40, tooLate, 0}},
-			pending: 2,
-		},
-		{
-			name:    "empty ring, seq 0",
-			setup:   func(r *ring) {},
-			answers: []step{{0, tooLate, 0}},
-			pending: 0,
+			name: "old lost seq after wrap: late as many times as were lost",
+			setup: func(r *ring) {
+				// 4 slots: 0 and 1 lost, 2 and 3 answered, then 4..7
+				// reuse the slots.
+				addN(r, 0, 4, 0)
+				r.expire(20)
+				r.answer(2)
+				r.answer(3)
+				addN(r, 4, 8, 0)
+			},
+			answers: []step{{0, tooLate, 0}, {1, tooLate, 0}, {0, wasAnswered, 0}, {3, wasAnswered, 0}, {5, answered, 60}},
+			pending: 3,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,16 +115,38 @@ func TestRingAnswer(t *testing.T) {
 				if got, want := outcome, s.outcome; got != want {
 					t.Fatalf("answer %d (seq %d): outcome: got %v, want %v", i, s.seq, got, want)
 				}
-				if outcome != tooLate {
-					if got, want := intended, s.intended; got != want {
-						t.Fatalf("answer %d (seq %d): intended: got %v, want %v", i, s.seq, got, want)
-					}
+				if got, want := intended, s.intended; got != want {
+					t.Fatalf("answer %d (seq %d): intended: got %v, want %v", i, s.seq, got, want)
 				}
 			}
 			if got, want := r.pending, tc.pending; got != want {
 				t.Fatalf("pending: got %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+// A late reply counts on the side of the window its message was on, also
+// when the message's slot is gone.
+func TestRingLateSide(t *testing.T) {
+	r := newRing(4)
+	addN(r, 0, 4, 25) // 0, 1 warm-up (intended 10, 20); 2, 3 measured
+	r.expire(40)      // all four lost
+	addN(r, 4, 8, 25) // every slot reused
+	for _, tc := range []struct {
+		seq      uint64
+		measured bool
+		outcome  int
+	}{
+		{0, false, tooLate}, {2, true, tooLate}, {3, true, tooLate}, {1, false, tooLate},
+		{3, true, wasAnswered}, {0, false, wasAnswered},
+	} {
+		if got := r.measured(tc.seq); got != tc.measured {
+			t.Fatalf("seq %d: measured %v, want %v", tc.seq, got, tc.measured)
+		}
+		if got, _ := r.answer(tc.seq); got != tc.outcome {
+			t.Fatalf("seq %d: outcome %v, want %v", tc.seq, got, tc.outcome)
+		}
 	}
 }
 
@@ -187,18 +203,22 @@ func TestRingExpire(t *testing.T) {
 			},
 			pending: 0,
 		},
+		{
+			name:  "window not open yet",
+			start: 1 << 62,
+			calls: []call{{cutoff: 1000, n: 8, measured: 0}},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRing(4)
-			addN(r, 0, 8) // grows to 8 slots
+			addN(r, 0, 8, tc.start) // grows to 8 slots
 			for _, seq := range tc.answered {
 				if got, want := mustAnswer(r, seq), answered; got != want {
 					t.Fatalf("answer %d: got %v, want %v", seq, got, want)
 				}
 			}
-			win := openWindow(tc.start)
 			for i, c := range tc.calls {
-				n, measured := r.expire(c.cutoff, win)
+				n, measured := r.expire(c.cutoff)
 				if got, want := n, c.n; got != want {
 					t.Fatalf("call %d (cutoff %d): n: got %v, want %v", i, c.cutoff, got, want)
 				}
@@ -218,18 +238,6 @@ func mustAnswer(r *ring, seq uint64) int {
 	return o
 }
 
-func TestRingExpireWarmup(t *testing.T) {
-	r := newRing(4)
-	addN(r, 0, 3)
-	n, measured := r.expire(1000, metrics.NewWindow()) // window not open yet
-	if got, want := n, int64(3); got != want {
-		t.Fatalf("n: got %v, want %v", got, want)
-	}
-	if got, want := measured, int64(0); got != want {
-		t.Fatalf("measured: got %v, want %v", got, want)
-	}
-}
-
 func TestRingDrop(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
@@ -246,15 +254,14 @@ func TestRingDrop(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRing(8)
-			addN(r, 0, 6)
+			addN(r, 0, 6, tc.start)
 			for _, seq := range tc.answered {
 				mustAnswer(r, seq)
 			}
-			win := openWindow(tc.start)
 			if tc.expireAt > 0 {
-				r.expire(tc.expireAt, win)
+				r.expire(tc.expireAt)
 			}
-			n, measured := r.drop(win)
+			n, measured := r.drop()
 			if got, want := n, tc.n; got != want {
 				t.Fatalf("n: got %v, want %v", got, want)
 			}
@@ -265,14 +272,14 @@ func TestRingDrop(t *testing.T) {
 				t.Fatalf("pending: got %v, want %v", got, want)
 			}
 			// Dropped messages are gone; nothing is dropped twice.
-			if n, _ := r.drop(win); n != 0 {
+			if n, _ := r.drop(); n != 0 {
 				t.Fatalf("second drop: got %v, want 0", n)
 			}
-			if n, _ := r.expire(1<<62, win); n != 0 {
+			if n, _ := r.expire(1 << 62); n != 0 {
 				t.Fatalf("expire after drop: got %v, want 0", n)
 			}
 			// The ring goes on after a drop.
-			addN(r, 6, 7)
+			addN(r, 6, 7, tc.start)
 			if got, want := mustAnswer(r, 6), answered; got != want {
 				t.Fatalf("answer after drop: got %v, want %v", got, want)
 			}
@@ -296,7 +303,7 @@ func TestRingGrowKeepsWaiting(t *testing.T) {
 			r := newRing(tc.init)
 			waiting := 0
 			for seq := uint64(0); seq < tc.total; seq++ {
-				addN(r, seq, seq+1)
+				addN(r, seq, seq+1, 0)
 				if tc.answered(seq) {
 					mustAnswer(r, seq)
 				} else {
@@ -329,97 +336,114 @@ func TestRingGrowKeepsWaiting(t *testing.T) {
 }
 
 // TestRingModel drives the ring with random operations and checks it against
-// a map of every message's state.
+// a map of every message's state. With duplicates of answered messages (the
+// ring may then take a duplicate for a late reply once a lost message's slot
+// is gone) it checks the bounds that always hold: late replies never
+// outnumber lost messages, on either side of the window start. Without them
+// it checks that every late reply is counted late, exactly once.
 func TestRingModel(t *testing.T) {
 	const (
 		waiting = iota
 		done
 		lost
+		lateSeen
 	)
-	for seed := range uint64(20) {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(seed, 1))
-			r := newRing(1 + rng.IntN(8))
-			win := openWindow(int64(rng.IntN(2000)))
-			state := map[uint64]int{}
-			var hi uint64
-			sentAt := func(seq uint64) int64 { return int64(seq) * 7 }
-			for op := range 5000 {
-				switch k := rng.IntN(10); {
-				case k < 4:
-					r.add(hi, sentAt(hi), sentAt(hi))
-					state[hi] = waiting
-					hi++
-				case k < 8 && hi > 0:
-					seq := hi - 1 - uint64(rng.IntN(int(min(hi, 40))))
-					if rng.IntN(10) == 0 {
-						seq = hi + uint64(rng.IntN(5)) // never sent
-					}
-					outcome, intended := r.answer(seq)
-					st, sent := state[seq]
-					switch {
-					case !sent:
-						if outcome != tooLate {
-							t.Fatalf("op %d: answer(%d) never sent: got %v, want tooLate", op, seq, outcome)
+	for _, dups := range []bool{true, false} {
+		for seed := range uint64(20) {
+			t.Run(fmt.Sprintf("dups=%v/%d", dups, seed), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(seed, 1))
+				r := newRing(1 + rng.IntN(8))
+				start := int64(rng.IntN(2000))
+				state := map[uint64]int{}
+				var hi uint64
+				var nLost, nLate [2]int64 // by side: warm-up, measured
+				sentAt := func(seq uint64) int64 { return int64(seq) * 7 }
+				side := func(seq uint64) int { return b2i(sentAt(seq) >= start) }
+				for op := range 5000 {
+					switch k := rng.IntN(10); {
+					case k < 4:
+						r.add(hi, sentAt(hi), sentAt(hi), sentAt(hi) >= start)
+						state[hi] = waiting
+						hi++
+					case k < 8 && hi > 0:
+						seq := hi - 1 - uint64(rng.IntN(int(min(hi, 40))))
+						st := state[seq]
+						if !dups && (st == done || st == lateSeen) {
+							continue
 						}
-					case st == waiting:
-						if outcome != answered || intended != sentAt(seq) {
-							t.Fatalf("op %d: answer(%d) waiting: got %v %v, want answered %v", op, seq, outcome, intended, sentAt(seq))
+						outcome, intended := r.answer(seq)
+						if got, want := r.measured(seq), side(seq) == 1; got != want {
+							t.Fatalf("op %d: measured(%d): got %v, want %v", op, seq, got, want)
 						}
-						state[seq] = done
-					case st == done:
-						// Known duplicate, or too old to remember.
-						if outcome != wasAnswered && outcome != tooLate {
-							t.Fatalf("op %d: answer(%d) answered: got %v, want wasAnswered or tooLate", op, seq, outcome)
+						if outcome == tooLate {
+							nLate[side(seq)]++
 						}
-					case st == lost:
-						if outcome != tooLate {
-							t.Fatalf("op %d: answer(%d) lost: got %v, want tooLate", op, seq, outcome)
+						switch st {
+						case waiting:
+							if outcome != answered || intended != sentAt(seq) {
+								t.Fatalf("op %d: answer(%d) waiting: got %v %v, want answered %v", op, seq, outcome, intended, sentAt(seq))
+							}
+							state[seq] = done
+						case done, lateSeen:
+							if outcome == answered {
+								t.Fatalf("op %d: answer(%d) answered before: got answered again", op, seq)
+							}
+						case lost:
+							if !dups && outcome != tooLate {
+								t.Fatalf("op %d: answer(%d) lost, no duplicates: got %v, want tooLate", op, seq, outcome)
+							}
+							if outcome == answered {
+								t.Fatalf("op %d: answer(%d) lost: got answered", op, seq)
+							}
+							state[seq] = lateSeen
 						}
-					}
-				case k == 8:
-					cutoff := sentAt(hi) - int64(rng.IntN(300))
-					var wantN, wantM int64
-					for seq, st := range state {
-						if st == waiting && sentAt(seq) <= cutoff {
-							state[seq] = lost
-							wantN++
-							if win.Measured(sentAt(seq)) {
-								wantM++
+					case k == 8:
+						cutoff := sentAt(hi) - int64(rng.IntN(300))
+						var wantN, wantM int64
+						for seq, st := range state {
+							if st == waiting && sentAt(seq) <= cutoff {
+								state[seq] = lost
+								nLost[side(seq)]++
+								wantN++
+								wantM += int64(side(seq))
 							}
 						}
+						n, m := r.expire(cutoff)
+						if n != wantN || m != wantM {
+							t.Fatalf("op %d: expire(%d): got %v, %v, want %v, %v", op, cutoff, n, m, wantN, wantM)
+						}
+					case k == 9 && rng.IntN(20) == 0:
+						var wantN, wantM int64
+						for seq, st := range state {
+							if st == waiting {
+								state[seq] = lost
+								nLost[side(seq)]++
+								wantN++
+								wantM += int64(side(seq))
+							}
+						}
+						n, m := r.drop()
+						if n != wantN || m != wantM {
+							t.Fatalf("op %d: drop: got %v, %v, want %v, %v", op, n, m, wantN, wantM)
+						}
 					}
-					n, m := r.expire(cutoff, win)
-					if n != wantN || m != wantM {
-						t.Fatalf("op %d: expire(%d): got %v, %v, want %v, %v", op, cutoff, n, m, wantN, wantM)
-					}
-				case k == 9 && rng.IntN(20) == 0:
-					var wantN, wantM int64
-					for seq, st := range state {
+					var pending int
+					for _, st := range state {
 						if st == waiting {
-							state[seq] = lost
-							wantN++
-							if win.Measured(sentAt(seq)) {
-								wantM++
-							}
+							pending++
 						}
 					}
-					n, m := r.drop(win)
-					if n != wantN || m != wantM {
-						t.Fatalf("op %d: drop: got %v, %v, want %v, %v", op, n, m, wantN, wantM)
+					if got, want := r.pending, pending; got != want {
+						t.Fatalf("op %d: pending: got %v, want %v", op, got, want)
+					}
+					for s := range 2 {
+						if nLate[s] > nLost[s] {
+							t.Fatalf("op %d: side %d: %d late replies for %d lost messages", op, s, nLate[s], nLost[s])
+						}
 					}
 				}
-				var pending int
-				for _, st := range state {
-					if st == waiting {
-						pending++
-					}
-				}
-				if got, want := r.pending, pending; got != want {
-					t.Fatalf("op %d: pending: got %v, want %v", op, got, want)
-				}
-			}
-		})
+			})
+		}
 	}
 }
 

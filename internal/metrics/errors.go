@@ -1,9 +1,11 @@
 package metrics
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -45,10 +47,39 @@ type ProtocolError struct{ Err error }
 func (e *ProtocolError) Error() string { return "protocol error: " + e.Err.Error() }
 func (e *ProtocolError) Unwrap() error { return e.Err }
 
-// HandshakeError marks a failed WebSocket upgrade.
-type HandshakeError struct{ Err error }
+// HandshakeError marks a failed WebSocket upgrade: the TCP connection (and
+// TLS) was up, the server's answer to the upgrade request was not a valid
+// acceptance. Answer is the start of what the server sent, if anything.
+type HandshakeError struct {
+	Err    error
+	Answer []byte
+}
 
-func (e *HandshakeError) Error() string { return "handshake failed: " + e.Err.Error() }
+// Error names what the server answered: its HTTP status line, or the first
+// bytes if they were not HTTP, or that it answered nothing.
+func (e *HandshakeError) Error() string {
+	a := e.Answer
+	switch {
+	case len(a) == 0 && e.Err == nil:
+		return "handshake failed"
+	case len(a) == 0 && isTimeout(e.Err):
+		return "handshake failed: no answer to the upgrade request: " + e.Err.Error()
+	case len(a) == 0 && (errors.Is(e.Err, io.EOF) || errors.Is(e.Err, io.ErrUnexpectedEOF)):
+		return "handshake failed: the server closed the connection without answering the upgrade request"
+	case len(a) == 0:
+		return "handshake failed: " + e.Err.Error()
+	}
+	if bytes.HasPrefix(a, []byte("HTTP/")) {
+		line, _, _ := bytes.Cut(a, []byte("\n"))
+		msg := fmt.Sprintf("handshake failed: server answered %q", bytes.TrimRight(line, "\r"))
+		if bytes.Contains(line, []byte(" 101 ")) && e.Err != nil {
+			msg += " but " + e.Err.Error() // switching protocols, with a bad header
+		}
+		return msg
+	}
+	return fmt.Sprintf("handshake failed: server answered with bytes that are not HTTP: %q (hex % x)", a[:min(len(a), 64)], a[:min(len(a), 16)])
+}
+
 func (e *HandshakeError) Unwrap() error { return e.Err }
 
 // Classify maps an error from dialing, reading or writing to its class.

@@ -130,7 +130,8 @@ func fields(c *result.Counters) map[string]int64 {
 		"ConnsOpened": c.ConnsOpened, "ConnsFailed": c.ConnsFailed, "ConnsDropped": c.ConnsDropped, "ConnsClosed": c.ConnsClosed,
 		"Sent": c.Sent, "Received": c.Received, "Lost": c.Lost, "InFlight": c.InFlight,
 		"Duplicates": c.Duplicates, "Reordered": c.Reordered, "Late": c.Late, "Unexpected": c.Unexpected,
-		"WarmupSent": c.WarmupSent, "WarmupReceived": c.WarmupReceived,
+		"WarmupSent": c.WarmupSent, "WarmupReceived": c.WarmupReceived, "WarmupLost": c.WarmupLost, "WarmupInFlight": c.WarmupInFlight,
+		"WarmupDuplicates": c.WarmupDuplicates, "WarmupReordered": c.WarmupReordered, "WarmupLate": c.WarmupLate, "WarmupUnexpected": c.WarmupUnexpected,
 		"BytesSent": c.BytesSent, "BytesReceived": c.BytesReceived,
 	}
 	for k, v := range c.Errors {
@@ -153,23 +154,39 @@ func TestRecorderCounters(t *testing.T) {
 				r.Lost(0, true)
 				r.Lost(-4, true)
 			},
-			want: map[string]int64{"Lost": 2},
+			want: map[string]int64{"Lost": 2, "WarmupLost": 3},
 		},
 		{
-			name: "in flight",
-			do:   func(r *metrics.Recorder) { r.InFlight(4); r.InFlight(1) },
-			want: map[string]int64{"InFlight": 5},
+			name: "in flight measured and not",
+			do: func(r *metrics.Recorder) {
+				r.InFlight(4, true)
+				r.InFlight(1, true)
+				r.InFlight(2, false)
+				r.InFlight(-1, true)
+			},
+			want: map[string]int64{"InFlight": 5, "WarmupInFlight": 2},
 		},
 		{
-			name: "anomalies",
+			name: "anomalies measured",
 			do: func(r *metrics.Recorder) {
 				for k, n := range map[metrics.Anomaly]int{metrics.Duplicate: 1, metrics.Reordered: 2, metrics.Late: 3, metrics.Unexpected: 4, metrics.Anomaly(99): 5} {
 					for range n {
-						r.Anomaly(k)
+						r.Anomaly(k, true)
 					}
 				}
 			},
 			want: map[string]int64{"Duplicates": 1, "Reordered": 2, "Late": 3, "Unexpected": 4},
+		},
+		{
+			name: "anomalies in the warm-up",
+			do: func(r *metrics.Recorder) {
+				for k, n := range map[metrics.Anomaly]int{metrics.Duplicate: 4, metrics.Reordered: 3, metrics.Late: 2, metrics.Unexpected: 1, metrics.Anomaly(99): 5} {
+					for range n {
+						r.Anomaly(k, false)
+					}
+				}
+			},
+			want: map[string]int64{"WarmupDuplicates": 4, "WarmupReordered": 3, "WarmupLate": 2, "WarmupUnexpected": 1},
 		},
 		{
 			name: "connections and errors",

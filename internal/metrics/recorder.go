@@ -43,13 +43,18 @@ func (w *Window) SetStart(ns int64) { w.start.Store(ns) }
 // Measured reports whether a message intended for ns is measured.
 func (w *Window) Measured(ns int64) bool { return ns >= w.start.Load() }
 
+// counts are a recorder's exact counters. Message counts come in two
+// halves: the measured window's, and the warm-up's (warm*), so that nothing
+// the warm-up did leaks into the window's figures.
 type counts struct {
-	sent, received, lost, inflight, dup, reordered, late, unexpected int64
-	held, unsent                                                     int64
-	warmSent, warmRecv                                               int64
-	bytesSent, bytesRecv                                             int64
-	opened, failed, dropped, closed                                  int64
-	errors                                                           [NumErrorClasses]int64
+	sent, received, lost, inflight         int64
+	anomalies                              [numAnomalies]int64
+	held, unsent                           int64
+	warmSent, warmRecv, warmLost, warmWait int64
+	warmAnomalies                          [numAnomalies]int64
+	bytesSent, bytesRecv                   int64
+	opened, failed, dropped, closed        int64
+	errors                                 [NumErrorClasses]int64
 }
 
 // Recorder is one writer's histograms and counters. Its methods are safe for
@@ -209,7 +214,7 @@ func (r *Recorder) Bytes(n int) {
 }
 
 // Lost counts n messages that will never be answered; measured says whether
-// they belong to the measured window.
+// they belong to the measured window (else the warm-up).
 func (r *Recorder) Lost(n int64, measured bool) {
 	if n <= 0 {
 		return
@@ -217,6 +222,8 @@ func (r *Recorder) Lost(n int64, measured bool) {
 	r.lock()
 	if measured {
 		r.c.lost += n
+	} else {
+		r.c.warmLost += n
 	}
 	r.ic.lost += n
 	r.unlock()
@@ -231,20 +238,22 @@ const (
 	Reordered                 // a reply overtaken by a reply to a later message (still a sample)
 	Late                      // a reply after its message was counted lost (not a sample)
 	Unexpected                // a reply to a message never sent
+	numAnomalies
 )
 
-// Anomaly counts one event of kind k.
-func (r *Recorder) Anomaly(k Anomaly) {
+// Anomaly counts one event of kind k. measured says whether it belongs to
+// the measured window: for a reply matched to a message, whether that
+// message was measured; for an unexpected reply, which matches none,
+// whether it arrived after the window began.
+func (r *Recorder) Anomaly(k Anomaly, measured bool) {
+	if k >= numAnomalies {
+		return
+	}
 	r.lock()
-	switch k {
-	case Duplicate:
-		r.c.dup++
-	case Reordered:
-		r.c.reordered++
-	case Late:
-		r.c.late++
-	case Unexpected:
-		r.c.unexpected++
+	if measured {
+		r.c.anomalies[k]++
+	} else {
+		r.c.warmAnomalies[k]++
 	}
 	r.unlock()
 }
@@ -301,9 +310,18 @@ func (r *Recorder) Error(c ErrorClass) {
 	r.unlock()
 }
 
-// InFlight counts measured messages still awaited when the drain ended.
-func (r *Recorder) InFlight(n int64) {
+// InFlight counts messages still awaited when their connection was closed
+// by sockbench (the end of the drain, or an interrupt); measured says
+// whether they belong to the measured window (else the warm-up).
+func (r *Recorder) InFlight(n int64, measured bool) {
+	if n <= 0 {
+		return
+	}
 	r.lock()
-	r.c.inflight += n
+	if measured {
+		r.c.inflight += n
+	} else {
+		r.c.warmWait += n
+	}
 	r.unlock()
 }

@@ -1,6 +1,9 @@
 package metrics
 
 import (
+	"cmp"
+	"slices"
+	"sync"
 	"sync/atomic"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
@@ -15,6 +18,40 @@ type Set struct {
 	recs []*Recorder
 	open atomic.Int64
 	agg  [numHists]*hdr.Histogram // interval roll-up scratch
+
+	// The first messages the target sent that could not be used (Reject).
+	rejN    atomic.Int32 // taken, or being taken
+	rejMu   sync.Mutex
+	rejList []result.Rejected
+}
+
+// Rejecting reports whether Reject would still keep a message: fewer than
+// result.MaxRejected are kept. Callers check it before they build a
+// reason, so that a stream of bad replies costs nothing past the first few.
+func (s *Set) Rejecting() bool { return s.rejN.Load() < result.MaxRejected }
+
+// Reject keeps msg, of kind (result.RejectUnparsed, ...), that came on
+// connection conn at ns, with the reason it could not be used: its first
+// result.RejectedBytes bytes are copied. Past result.MaxRejected it does
+// nothing.
+func (s *Set) Reject(kind string, conn uint32, at int64, msg []byte, reason string) {
+	if !s.Rejecting() || s.rejN.Add(1) > result.MaxRejected {
+		return
+	}
+	x := result.Rejected{Kind: kind, Conn: conn, AtNs: at, Reason: reason, Length: len(msg),
+		Bytes: slices.Clone(msg[:min(len(msg), result.RejectedBytes)])}
+	s.rejMu.Lock()
+	s.rejList = append(s.rejList, x)
+	s.rejMu.Unlock()
+}
+
+// Rejected is the messages kept by Reject, in the order they arrived.
+func (s *Set) Rejected() []result.Rejected {
+	s.rejMu.Lock()
+	defer s.rejMu.Unlock()
+	out := slices.Clone(s.rejList)
+	slices.SortStableFunc(out, func(a, b result.Rejected) int { return cmp.Compare(a.AtNs, b.AtNs) })
+	return out
 }
 
 // NewSet returns n recorders sharing one window.
@@ -96,9 +133,12 @@ func (s *Set) Snapshot() (result.Counters, map[string]*result.Histogram, error) 
 	out := result.Counters{
 		ConnsOpened: c.opened, ConnsFailed: c.failed, ConnsDropped: c.dropped, ConnsClosed: c.closed,
 		Sent: c.sent, Received: c.received, Lost: c.lost, InFlight: c.inflight,
-		Duplicates: c.dup, Reordered: c.reordered, Late: c.late, Unexpected: c.unexpected,
+		Duplicates: c.anomalies[Duplicate], Reordered: c.anomalies[Reordered],
+		Late: c.anomalies[Late], Unexpected: c.anomalies[Unexpected],
 		HeldBack: c.held, Unsent: c.unsent,
-		WarmupSent: c.warmSent, WarmupReceived: c.warmRecv,
+		WarmupSent: c.warmSent, WarmupReceived: c.warmRecv, WarmupLost: c.warmLost, WarmupInFlight: c.warmWait,
+		WarmupDuplicates: c.warmAnomalies[Duplicate], WarmupReordered: c.warmAnomalies[Reordered],
+		WarmupLate: c.warmAnomalies[Late], WarmupUnexpected: c.warmAnomalies[Unexpected],
 		BytesSent: c.bytesSent, BytesReceived: c.bytesRecv,
 		Errors: map[string]int64{},
 	}
@@ -123,14 +163,16 @@ func (c *counts) add(o *counts) {
 	c.received += o.received
 	c.lost += o.lost
 	c.inflight += o.inflight
-	c.dup += o.dup
-	c.reordered += o.reordered
-	c.late += o.late
-	c.unexpected += o.unexpected
+	for i := range c.anomalies {
+		c.anomalies[i] += o.anomalies[i]
+		c.warmAnomalies[i] += o.warmAnomalies[i]
+	}
 	c.held += o.held
 	c.unsent += o.unsent
 	c.warmSent += o.warmSent
 	c.warmRecv += o.warmRecv
+	c.warmLost += o.warmLost
+	c.warmWait += o.warmWait
 	c.bytesSent += o.bytesSent
 	c.bytesRecv += o.bytesRecv
 	c.opened += o.opened

@@ -98,6 +98,7 @@ func Merge(runs []*Result) (*Result, error) {
 	m := &first
 	m.Histograms = map[string]*Histogram{}
 	m.Repetitions = nil
+	m.Rejected, m.Stopped = nil, nil
 	m.Counters = Counters{Errors: map[string]int64{}}
 	hs := map[string][]*Histogram{}
 	m.Intervals = nil
@@ -113,6 +114,14 @@ func Merge(runs []*Result) (*Result, error) {
 		m.Repetitions = append(m.Repetitions, RepetitionOf(r))
 		m.Counters.add(r.Counters)
 		m.Interrupted = m.Interrupted || r.Interrupted
+		if m.Stopped == nil {
+			m.Stopped = r.Stopped
+		}
+		for _, x := range r.Rejected {
+			if len(m.Rejected) < MaxRejected {
+				m.Rejected = append(m.Rejected, x)
+			}
+		}
 		if m.Aborted == nil {
 			m.Aborted = r.Aborted
 		}
@@ -230,6 +239,12 @@ func (c *Counters) add(o Counters) {
 	c.Unsent += o.Unsent
 	c.WarmupSent += o.WarmupSent
 	c.WarmupReceived += o.WarmupReceived
+	c.WarmupLost += o.WarmupLost
+	c.WarmupInFlight += o.WarmupInFlight
+	c.WarmupDuplicates += o.WarmupDuplicates
+	c.WarmupReordered += o.WarmupReordered
+	c.WarmupLate += o.WarmupLate
+	c.WarmupUnexpected += o.WarmupUnexpected
 	c.BytesSent += o.BytesSent
 	c.BytesReceived += o.BytesReceived
 	for k, v := range o.Errors {

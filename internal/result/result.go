@@ -19,7 +19,7 @@ import (
 
 // SchemaVersion is the version of the JSON layout written by this build.
 // Readers refuse newer versions.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // Histogram geometry shared by every histogram in a Result: values in
 // nanoseconds, trackable from 1 ns to 60 s with 3 significant digits (0.1%
@@ -66,6 +66,16 @@ type Result struct {
 	// (N >= 2), in order; the fields above are then the merged view (see
 	// Merge). Empty for a single run.
 	Repetitions []Repetition `json:"repetitions,omitempty"`
+	// Stopped says why a run ended before its plan did because the target
+	// left nothing to measure: every connection was lost (or none opened)
+	// and none remained. The rest of the Result is then partial, measured
+	// up to Window.EndNs, and the run counts as not carried out (exit 3).
+	Stopped *Stop `json:"stopped,omitempty"`
+	// Rejected are the first messages from the target that sockbench could
+	// not parse or match to a message it sent (at most MaxRejected), and
+	// what the target answered to a failed WebSocket handshake, so that a
+	// user can see what their server actually sent.
+	Rejected []Rejected `json:"rejected,omitempty"`
 	// Aborted says why a run with --abort-on-fail stopped early: a threshold
 	// failed during the run. The rest of the Result is then partial, measured
 	// up to Window.EndNs. Nil for a run that ran its plan (or was
@@ -171,6 +181,36 @@ type Abort struct {
 	Reason string `json:"reason"`
 }
 
+// Stop is why a run stopped early without being asked to (Result.Stopped).
+type Stop struct {
+	AtNs   int64  `json:"at_ns"`  // ns since the run's start
+	Reason string `json:"reason"` // in plain words, with the counts that led to it
+}
+
+// Kinds of Rejected messages.
+const (
+	RejectUnparsed  = "unparsed"  // not a valid frame, datagram or measurement header
+	RejectUnmatched = "unmatched" // a well-formed reply that answers no message sent on its connection
+	RejectHandshake = "handshake" // what the target answered to a WebSocket upgrade it did not accept
+)
+
+// MaxRejected is how many Rejected messages a run keeps; RejectedBytes is
+// how many bytes of each.
+const (
+	MaxRejected   = 5
+	RejectedBytes = 256
+)
+
+// Rejected is one message from the target that sockbench could not use.
+type Rejected struct {
+	Kind   string `json:"kind"`   // RejectUnparsed, RejectUnmatched or RejectHandshake
+	Conn   uint32 `json:"conn"`   // the connection id it came on
+	AtNs   int64  `json:"at_ns"`  // ns since the run's start
+	Reason string `json:"reason"` // why it could not be used
+	Length int    `json:"length"` // bytes in the message (or what was read of it)
+	Bytes  []byte `json:"bytes"`  // its first RejectedBytes bytes (base64 in JSON)
+}
+
 // PlanInfo is what the engine was asked to do.
 type PlanInfo struct {
 	Name      string `json:"name"`
@@ -249,15 +289,23 @@ type Counters struct {
 	Received   int64 `json:"received"`   // measured replies, each one latency sample
 	Lost       int64 `json:"lost"`       // measured messages with no reply within the loss timeout, or on a connection that died
 	InFlight   int64 `json:"in_flight"`  // measured messages still awaited, and younger than the loss timeout, when sockbench closed their connection
-	Duplicates int64 `json:"duplicates"` // replies to a message already answered
-	Reordered  int64 `json:"reordered"`  // replies arriving after a reply to a later message on the same connection (still samples)
-	Late       int64 `json:"late"`       // replies arriving after their message was counted lost (not latency samples)
-	Unexpected int64 `json:"unexpected"` // replies for messages never sent (bad header, foreign seq)
+	Duplicates int64 `json:"duplicates"` // replies to a measured message already answered
+	Reordered  int64 `json:"reordered"`  // replies to measured messages arriving after a reply to a later message on the same connection (still samples)
+	Late       int64 `json:"late"`       // replies to measured messages arriving after the message was counted lost (not latency samples; never more than Lost)
+	Unexpected int64 `json:"unexpected"` // replies, arriving in the window, that match no message sent (bad header, foreign connection or sequence number)
 	HeldBack   int64 `json:"held_back"`  // measured messages sent late because the target held them back (full max_inflight window, blocked write)
 	Unsent     int64 `json:"unsent"`     // measured messages scheduled but never sent: their connection died, or the target held them back until the end
 
-	WarmupSent     int64 `json:"warmup_sent"`
-	WarmupReceived int64 `json:"warmup_received"`
+	// The warm-up's messages, counted as the window's are but apart from
+	// them: none of them is in the counts above or in the histograms.
+	WarmupSent       int64 `json:"warmup_sent"`
+	WarmupReceived   int64 `json:"warmup_received"`
+	WarmupLost       int64 `json:"warmup_lost"`
+	WarmupInFlight   int64 `json:"warmup_in_flight"`
+	WarmupDuplicates int64 `json:"warmup_duplicates"`
+	WarmupReordered  int64 `json:"warmup_reordered"`
+	WarmupLate       int64 `json:"warmup_late"`
+	WarmupUnexpected int64 `json:"warmup_unexpected"`
 
 	BytesSent     int64 `json:"bytes_sent"` // framing included
 	BytesReceived int64 `json:"bytes_received"`

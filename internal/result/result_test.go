@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -338,7 +339,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"missing schema_version", []byte(`{"plan":{"name":"x"}}`), []string{"schema_version"}, nil},
 		{"null schema_version", []byte(`{"schema_version":null}`), []string{"schema_version"}, nil},
 		{"string schema_version", []byte(`{"schema_version":"1"}`), nil, nil},
-		{"newer schema", []byte(`{"schema_version":3,"future":true}`), []string{"upgrade", "3"}, result.ErrNewerSchema},
+		{"newer schema", []byte(fmt.Sprintf(`{"schema_version":%d,"future":true}`, result.SchemaVersion+1)), []string{"upgrade", fmt.Sprint(result.SchemaVersion + 1)}, result.ErrNewerSchema},
 		{"much newer schema", []byte(`{"schema_version":1000}`), []string{"upgrade"}, result.ErrNewerSchema},
 		{"wrong field type", []byte(`{"schema_version":1,"counters":"many"}`), nil, nil},
 		{"histogram not base64", withHist("!!!! not base64 !!!!"), []string{result.Latency}, nil},
