@@ -124,6 +124,7 @@ type faultRun struct {
 	// returned is when Drive returned, ns on the run clock.
 	returned int64
 	bc       *result.Broadcast // a broadcast plan's accounting
+	rejected []result.Rejected // what the target sent that could not be used
 }
 
 // overrun is how long Drive took beyond the planned timeline: ramp,
@@ -172,7 +173,7 @@ func driveFault(t *testing.T, eng string, p *plan.Plan, onStart func(start time.
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := faultRun{c: c, h: h, tl: tl, returned: returned}
+	run := faultRun{c: c, h: h, tl: tl, returned: returned, rejected: set.Rejected()}
 	if tr != nil {
 		if run.bc, err = tr.Finish(); err != nil {
 			t.Fatal(err)

@@ -649,3 +649,47 @@ func TestRecorderSentBatchAndHold(t *testing.T) {
 		}
 	}
 }
+
+// Reject keeps the first result.MaxRejected messages, each cut to
+// result.RejectedBytes, in arrival order, and copies them: the caller's
+// buffer is reused.
+func TestSetReject(t *testing.T) {
+	t.Parallel()
+	s := metrics.NewSet(1)
+	buf := make([]byte, 300)
+	for i := range 8 {
+		for j := range buf {
+			buf[j] = byte(i)
+		}
+		if got, want := s.Rejecting(), i < result.MaxRejected; got != want {
+			t.Fatalf("message %d: Rejecting %v, want %v", i, got, want)
+		}
+		s.Reject(result.RejectUnparsed, uint32(i), int64(100-i), buf[:100+10*i], "why")
+	}
+	got := s.Rejected()
+	if len(got) != result.MaxRejected {
+		t.Fatalf("%d kept, want %d", len(got), result.MaxRejected)
+	}
+	for i, x := range got {
+		n := result.MaxRejected - 1 - i // kept in order of arrival time: the last one first here
+		if x.Conn != uint32(n) || x.AtNs != int64(100-n) || x.Length != 100+10*n || len(x.Bytes) != min(100+10*n, result.RejectedBytes) || x.Bytes[0] != byte(n) {
+			t.Errorf("kept %d: conn %d at %d, length %d, %d bytes of %d", i, x.Conn, x.AtNs, x.Length, len(x.Bytes), x.Bytes[0])
+		}
+	}
+}
+
+// Reject and Rejecting cost nothing once the first few are kept.
+func TestSetRejectAllocs(t *testing.T) {
+	s := metrics.NewSet(1)
+	msg := []byte("garbage")
+	for range result.MaxRejected {
+		s.Reject(result.RejectUnparsed, 1, 1, msg, "why")
+	}
+	if n := testing.AllocsPerRun(1000, func() {
+		if s.Rejecting() {
+			s.Reject(result.RejectUnparsed, 1, 1, msg, "why")
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations per rejected message past the first %d, want 0", n, result.MaxRejected)
+	}
+}
