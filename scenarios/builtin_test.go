@@ -43,6 +43,31 @@ func TestBuiltins(t *testing.T) {
 	}
 }
 
+// Every built-in gates on what it measures: an echo on its loss (none over
+// WebSocket and TCP, under 1% over UDP), a broadcast on its delivery ratio
+// (every delivery owed). A server that loses messages must fail them.
+func TestBuiltinGates(t *testing.T) {
+	t.Parallel()
+	for _, s := range Builtins() {
+		t.Run(s.Name, func(t *testing.T) {
+			want := "loss <= 0%"
+			switch {
+			case s.Broadcast != nil:
+				want = "delivery >= 100%"
+			case s.Transport == "udp":
+				want = "loss < 1%"
+			}
+			var got []string
+			for _, th := range s.Thresholds {
+				got = append(got, th.Expr)
+			}
+			if !strings.Contains(strings.Join(got, "; "), want) {
+				t.Errorf("thresholds %q: want %q among them", got, want)
+			}
+		})
+	}
+}
+
 func TestBuiltinPlans(t *testing.T) {
 	t.Parallel()
 	steady := plan.Phase{Name: "steady", Duration: 20 * time.Second, Conns: 1000, ConnectRate: 2000, PerConnRate: 10, Size: 64}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/pflag"
@@ -30,9 +31,13 @@ Example:
 				}
 				tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 				for _, s := range scenarios.Builtins() {
-					fmt.Fprintf(tw, "%s\t%s\n", s.Name, s.Description)
+					var gates []string
+					for _, th := range s.Thresholds {
+						gates = append(gates, th.Expr)
+					}
+					fmt.Fprintf(tw, "%s\t%s\n\t  gates: %s\n", s.Name, s.Description, strings.Join(gates, ", "))
 				}
-				fmt.Fprintf(tw, "%s\t%s\n", tcpVsUDP, "echo-tcp then echo-udp with the same flags, side by side (pair.go)")
+				fmt.Fprintf(tw, "%s\t%s\n\t  gates: %s\n", tcpVsUDP, "echo-tcp then echo-udp with the same flags, side by side with ratios", "each side's own")
 				return tw.Flush()
 			}
 		},

@@ -28,7 +28,8 @@ const (
 const exitCodesHelp = `Exit codes: 0 passed; 1 a threshold or baseline gate failed; 2 usage or
 configuration error (including a plan that needs more connections than the
 open-files limit allows); 3 the run could not be carried out (target
-unreachable, no connection opened, interrupted: the partial result is written).`
+unreachable, no connection opened, every connection lost, interrupted: the
+partial result is written).`
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
@@ -62,11 +63,12 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	cmds := commands()
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		topUsage(stderr, cmds)
-		if len(args) == 0 {
-			return exitUsage
-		}
+		return exitUsage
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		topUsage(stdout, cmds) // asked for: stdout, so that it pipes into less
 		return exitOK
 	}
 	name := args[0]
@@ -80,13 +82,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SortFlags = false
 	fs.SetOutput(stderr)
 	fn := cmd.flags(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "%s\n\nFlags:\n%s\n%s\n", strings.TrimSpace(cmd.usage), fs.FlagUsages(), exitCodesHelp)
+	usage := func(w io.Writer) {
+		fmt.Fprintf(w, "%s\n\nFlags:\n%s\n%s\n", strings.TrimSpace(cmd.usage), fs.FlagUsages(), exitCodesHelp)
 	}
+	fs.Usage = func() {} // written below: --help to stdout, a usage error's to stderr
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
+			usage(stdout)
 			return exitOK
 		}
+		usage(stderr)
 		fmt.Fprintf(stderr, "sockbench %s: %v (see sockbench %s --help)\n", name, err, name)
 		return exitUsage
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/sockbench/sockbench/internal/engine"
 	"github.com/sockbench/sockbench/internal/result"
 	"github.com/sockbench/sockbench/internal/wire"
+	"github.com/sockbench/sockbench/scenarios"
 )
 
 // short are the flags that keep a run at about 1.2 s: 5 connections, 200
@@ -38,6 +39,16 @@ const (
 	shortConns = 5
 	shortSent  = 200 // 40 slots of 25 ms per connection in the 1 s window
 )
+
+// builtinGates is how many thresholds the built-in name declares.
+func builtinGates(t *testing.T, name string) int {
+	t.Helper()
+	s, ok := scenarios.Builtin(name)
+	if !ok {
+		t.Fatalf("no built-in %q", name)
+	}
+	return len(s.Thresholds)
+}
 
 // runCLI runs the CLI in-process and returns its exit code and output.
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -495,6 +506,12 @@ func TestHelpAndInfo(t *testing.T) {
 				t.Errorf("scenarios does not list %q with a description:\n%s", name, stdout)
 			}
 		}
+		if !strings.Contains(stdout, "gates: p99 < 100ms, error_rate < 1%, loss <= 0%") {
+			t.Errorf("scenarios does not show what each built-in gates on:\n%s", stdout)
+		}
+		if regexp.MustCompile(`\w\.go\b`).MatchString(stdout) {
+			t.Errorf("scenarios names a source file:\n%s", stdout)
+		}
 	})
 	t.Run("version", func(t *testing.T) {
 		code, stdout, stderr := runCLI(t, "version")
@@ -514,7 +531,10 @@ func TestHelpAndInfo(t *testing.T) {
 			if code != exitOK {
 				t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
 			}
-			help := stdout + stderr
+			if stderr != "" {
+				t.Errorf("help asked for goes to stdout (sockbench run --help | less); stderr:\n%s", stderr)
+			}
+			help := stdout
 			if !strings.Contains(help, "Usage: sockbench") {
 				t.Errorf("help has no usage line:\n%s", help)
 			}
@@ -529,9 +549,9 @@ func TestHelpAndInfo(t *testing.T) {
 		})
 	}
 	t.Run("run --help lists its flags", func(t *testing.T) {
-		_, stdout, stderr := runCLI(t, "run", "--help")
+		_, stdout, _ := runCLI(t, "run", "--help")
 		for _, f := range []string{"--conns", "--rate", "--duration", "--warmup", "--target", "--timeout", "--out"} {
-			if !strings.Contains(stdout+stderr, f) {
+			if !strings.Contains(stdout, f) {
 				t.Errorf("run --help does not list %s", f)
 			}
 		}
@@ -684,14 +704,14 @@ func TestRunPeerClosesMidRun(t *testing.T) {
 	if code != exitGate {
 		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitGate, stderr)
 	}
-	if !strings.Contains(stderr, "thresholds failed: error_rate < 1%") {
-		t.Errorf("stderr does not name the failed threshold:\n%s", stderr)
+	if !strings.Contains(stderr, "2 of 3 thresholds failed: error_rate < 1% (measured ") || !strings.Contains(stderr, "loss <= 0% (measured ") {
+		t.Errorf("stderr does not name the failed thresholds and what they measured:\n%s", stderr)
 	}
 	r := readResult(t, out)
 	checkAccounting(t, r)
 	c := r.Counters
 	for _, th := range r.Checks {
-		if want := th.Expr != "error_rate < 1%"; th.Pass != want {
+		if want := th.Expr != "error_rate < 1%" && th.Expr != "loss <= 0%"; th.Pass != want {
 			t.Errorf("threshold %q: pass %v, want %v (measured %v)", th.Expr, th.Pass, want, th.Measured)
 		}
 	}
@@ -1107,8 +1127,8 @@ func TestRunGate(t *testing.T) {
 				t.Fatalf("exit %d, want %d; stderr:\n%s", code, tc.code, stderr)
 			}
 			r := readResult(t, out) // written whatever the gate says
-			// The built-in's two thresholds come first, then the flags'.
-			if got, want := len(r.Checks), 2+len(tc.thresholds); got != want {
+			// The built-in's thresholds come first, then the flags'.
+			if got, want := len(r.Checks), builtinGates(t, "echo-tcp")+len(tc.thresholds); got != want {
 				t.Fatalf("%d threshold results, want %d: %+v", got, want, r.Checks)
 			}
 			var failed []string
