@@ -23,13 +23,19 @@ const DefaultAbortDelay = 5 * time.Second
 //
 // for every duration metric (latency, service_time, connect, send_lag,
 // fanout, room_latency: for room_latency the worst room's max only grows
-// too). Nothing else is final: a percentile or a mean can move either way
-// as samples come in; error_rate and loss divide by messages sent, which
-// grows; throughput and rate_ratio divide by the window so far; delivery
+// too), and
+//
+//	loss <= 0, error_rate <= 0   one lost message or error fails it for good
+//
+// (the built-ins' gate). Nothing else is final: a percentile or a mean can
+// move either way as samples come in; other error_rate and loss limits
+// divide by messages sent, which grows; throughput and rate_ratio divide by the window so far; delivery
 // and room_delivery are ratios whose owed deliveries grow. max > X or
 // min < X can still come true later, so failing them is not final either.
 func (t Threshold) FinalOnFailure() bool {
 	switch {
+	case t.Metric == "loss" || t.Metric == "error_rate":
+		return t.Op == "<=" && t.Value == 0
 	case t.Unit != "ns":
 		return false
 	case t.Stat == "max":

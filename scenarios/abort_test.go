@@ -28,6 +28,9 @@ func TestFinalOnFailure(t *testing.T) {
 		{"mean < 10ms", false},
 		{"error_rate < 1%", false},
 		{"loss < 1%", false},
+		{"loss <= 0%", true}, // the lost count only grows: once one is lost, it fails for good
+		{"error_rate <= 0", true},
+		{"loss < 0.0001%", false},
 		{"throughput > 100", false},
 		{"rate_ratio >= 0.98", false},
 		{"delivery >= 99.9%", false},
