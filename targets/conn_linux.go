@@ -22,7 +22,7 @@ type conn struct {
 	paused   bool     // not reading: the queue is full (listener: accepts paused)
 	shut     bool     // the write side is shut (linger)
 	moff     uint8    // WebSocket: offset into mask of the next payload byte
-	room     bool     // WebSocket, len32: the streamed frame is a room message, gathered in in
+	gather   bool     // WebSocket, len32: the streamed frame is gathered in in, to be served whole (a room message)
 	roomed   bool     // has been in a room: not recycled (see forget)
 	mask     [4]byte  // WebSocket: the streamed frame's mask
 	rem      int64    // WebSocket, len32: payload bytes of the streamed frame still to come
@@ -95,7 +95,7 @@ func (l *loop) readable(c *conn) {
 		// at most a header and a control frame); an incomplete upgrade
 		// request (up to 16 KiB) has new bytes appended to it instead.
 		t := 0
-		if (c.kind == kindWS || c.kind == kindTCP32) && !c.room {
+		if (c.kind == kindWS || c.kind == kindTCP32) && !c.gather {
 			t = len(c.in)
 		}
 		room := len(l.rbuf) - t
@@ -197,7 +197,7 @@ func (l *loop) input(c *conn, b []byte, from int) bool {
 		l.cur = nil
 		if c.kind == framed && k < len(b) {
 			l.keepIn(c, b[k:])
-		} else if !c.room {
+		} else if !c.gather {
 			l.dropIn(c)
 		}
 	} else {
@@ -230,7 +230,7 @@ func (l *loop) linger(c *conn) {
 	c.deadline = l.now + int64(closeLinger)
 	c.paused = false
 	c.rem = 0
-	c.room = false
+	c.gather = false
 	if c.rooms != nil {
 		l.leaveAll(c)
 	}

@@ -57,7 +57,7 @@ func (l *loop) upgrade(c *conn, req []byte) bool {
 //
 // A binary message whose first payload byte is a room op is a room message
 // instead: it is served when it is whole, from b if it lies there in full,
-// else gathered in c.in over the reads (c.room). Its frame header is carried
+// else gathered in c.in over the reads (c.gather). Its frame header is carried
 // over until the first payload byte has arrived. A fragmented room message
 // is refused with close 1003.
 func (l *loop) frames(c *conn, b []byte) int {
@@ -125,7 +125,7 @@ func (l *loop) frames(c *conn, b []byte) int {
 				ws.Cipher(rest, h.Mask, 0)
 				in := append(l.pool.get(int(h.Length)), rest...)
 				l.dropIn(c) // b may lie in c.in (pipelined after the upgrade request)
-				c.in, c.room = in, true
+				c.in, c.gather = in, true
 				c.rem, c.flen, c.mask = h.Length-int64(len(rest)), h.Length, h.Mask
 				c.moff = uint8(len(rest) & 3)
 				return len(b)
@@ -157,7 +157,7 @@ func (l *loop) streamed(c *conn, b []byte) (int, bool) {
 	framed := c.kind
 	p := int(min(int64(len(b)), c.rem))
 	switch {
-	case c.room:
+	case c.gather:
 		l.gatherRoom(c, b[:p])
 	case framed == kindWS:
 		l.echoPayload(c, b[:p])
@@ -194,7 +194,7 @@ func (l *loop) gatherRoom(c *conn, b []byte) {
 	if c.rem > 0 {
 		return
 	}
-	c.room = false
+	c.gather = false
 	l.st[cBytesIn] += c.flen
 	if framed == kindTCP32 {
 		l.st[cBytesIn] += 4
