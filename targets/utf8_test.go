@@ -156,3 +156,38 @@ func FuzzUTF8Stream(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkUTF8Stream compares the check of one whole text frame with
+// utf8.Valid on the same bytes: the stream's own cost is the difference.
+//
+//	go test -run '^$' -bench UTF8Stream -count 6 ./targets
+func BenchmarkUTF8Stream(b *testing.B) {
+	for _, tt := range []struct {
+		name string
+		in   []byte
+	}{
+		{"ascii-64", asciiText(64)},
+		{"ascii-4K", asciiText(4 << 10)},
+		{"multibyte-4K", multibyteText(4 << 10)},
+	} {
+		b.Run(tt.name+"/check", func(b *testing.B) {
+			b.SetBytes(int64(len(tt.in)))
+			b.ReportAllocs()
+			var s utf8Stream
+			for range b.N {
+				if !s.check(tt.in, true) {
+					b.Fatal("invalid")
+				}
+			}
+		})
+		b.Run(tt.name+"/utf8.Valid", func(b *testing.B) {
+			b.SetBytes(int64(len(tt.in)))
+			b.ReportAllocs()
+			for range b.N {
+				if !utf8.Valid(tt.in) {
+					b.Fatal("invalid")
+				}
+			}
+		})
+	}
+}
