@@ -101,12 +101,12 @@ func (w *wsConn) serve() {
 		text := w.text && !h.OpCode.IsControl()
 		n := int(h.Length) // bounded by MaxFrame or the 125-byte control limit
 		p, err := w.readPayload(n, h.Mask, text)
-		if errors.Is(err, errNotUTF8) || (text && h.Fin && !w.u8.end()) {
-			w.fail(ws.StatusInvalidFramePayloadData, reasonNotUTF8)
+		if err != nil && !errors.Is(err, errNotUTF8) {
+			w.readFailed(err)
 			return
 		}
-		if err != nil {
-			w.readFailed(err)
+		if err != nil || (text && h.Fin && !w.u8.end()) {
+			w.fail(ws.StatusInvalidFramePayloadData, reasonNotUTF8)
 			return
 		}
 

@@ -533,6 +533,7 @@ func TestWSPeerClosesMidFrame(t *testing.T) {
 	payload := bytes.Repeat([]byte("x"), 1000)
 	dataFrame := clientFrame(t, masked(true, ws.OpBinary), payload)
 	ping := clientFrame(t, masked(true, ws.OpPing), []byte("ping payload"))
+	textFrame := clientFrame(t, masked(true, ws.OpText), bytes.Repeat([]byte("\u00e9"), 500))
 	tests := []struct {
 		name      string
 		handshake bool   // upgrade first
@@ -552,6 +553,13 @@ func TestWSPeerClosesMidFrame(t *testing.T) {
 			name:      "inside a payload",
 			handshake: true,
 			send:      dataFrame[:500],
+			wantIO:    1,
+		},
+		{
+			// Not a UTF-8 error: the text is cut by the close, not bad.
+			name:      "inside a text payload, inside a code point",
+			handshake: true,
+			send:      textFrame[:8+301], // a 1000-byte payload's header is 8 bytes
 			wantIO:    1,
 		},
 		{
