@@ -22,20 +22,58 @@ import (
 //
 //	go test -run '^$' -bench EchoWS64 -count 3 ./targets
 func BenchmarkEchoWS64(b *testing.B) {
+	benchEchoWS(b, ws.OpBinary, bytes.Repeat([]byte("m"), 64))
+}
+
+// BenchmarkEchoWSText64, BenchmarkEchoWSText4K and
+// BenchmarkEchoWSTextMultibyte4K are BenchmarkEchoWS64 with text frames,
+// whose payloads the server checks are UTF-8: 64 and 4,096 bytes of ASCII,
+// and 4,096 bytes of two-, three- and four-byte code points.
+//
+//	go test -run '^$' -bench Text -count 6 ./targets
+func BenchmarkEchoWSText64(b *testing.B) {
+	benchEchoWS(b, ws.OpText, asciiText(64))
+}
+
+func BenchmarkEchoWSText4K(b *testing.B) {
+	benchEchoWS(b, ws.OpText, asciiText(4<<10))
+}
+
+func BenchmarkEchoWSTextMultibyte4K(b *testing.B) {
+	benchEchoWS(b, ws.OpText, multibyteText(4<<10))
+}
+
+// asciiText returns n bytes of printable ASCII.
+func asciiText(n int) []byte {
+	return bytes.Repeat([]byte("sockbench "), n/10+1)[:n]
+}
+
+// multibyteText returns n bytes of valid UTF-8, mostly two-, three- and
+// four-byte code points, padded with ASCII to n.
+func multibyteText(n int) []byte {
+	const runes = "\u00e9\u00df\u20ac\u65e5\u672c\U0001f600\u0436" // 2+2+3+3+3+4+2 bytes
+	var b []byte
+	for len(b)+len(runes) <= n {
+		b = append(b, runes...)
+	}
+	return append(b, asciiText(n-len(b))...)
+}
+
+// benchEchoWS keeps 64 frames of op and payload in flight on each of 100
+// client connections, sending one more for each echo received.
+func benchEchoWS(b *testing.B, op ws.OpCode, payload []byte) {
 	const (
 		conns    = 100
 		inFlight = 64
-		size     = 64
-		reply    = 2 + size // an unmasked server frame
 	)
 	s, err := Serve(Config{WS: "127.0.0.1:0"})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	frame := ws.MustCompileFrame(ws.MaskFrame(ws.NewBinaryFrame(bytes.Repeat([]byte("m"), size))))
+	frame := ws.MustCompileFrame(ws.MaskFrame(ws.NewFrame(op, true, payload)))
+	reply := len(appendHeader(nil, true, op, len(payload))) + len(payload) // an unmasked server frame
 	window := bytes.Repeat(frame, inFlight)
-
 	type client struct {
 		c net.Conn
 		r io.Reader

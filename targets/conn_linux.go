@@ -18,22 +18,25 @@ type conn struct {
 	idx      int32  // position in the loop's list
 	events   uint32 // the interest registered with epoll
 	kind     kind
-	state    ws.State // WebSocket: server side, plus fragmented inside a message
-	paused   bool     // not reading: the queue is full (listener: accepts paused)
-	shut     bool     // the write side is shut (linger)
-	moff     uint8    // WebSocket: offset into mask of the next payload byte
-	room     bool     // WebSocket, len32: the streamed frame is a room message, gathered in in
-	roomed   bool     // has been in a room: not recycled (see forget)
-	mask     [4]byte  // WebSocket: the streamed frame's mask
-	rem      int64    // WebSocket, len32: payload bytes of the streamed frame still to come
-	flen     int64    // WebSocket, len32: the streamed frame's payload length
-	last     int64    // loop clock, ns: the last read or write progress
-	deadline int64    // loop clock, ns: handshake or linger deadline; listener: end of accept pause
-	backoff  int64    // listener: the current accept pause, ns
-	in       []byte   // bytes carried to the next read: an incomplete frame or upgrade request, or a room message's payload so far
-	ns       string   // WebSocket: the request path, the namespace of its rooms
-	rooms    []*room  // the rooms c is a member of; nil if none
-	out      []byte   // queued replies; out[off:] is unsent
+	state    ws.State   // WebSocket: server side, plus fragmented inside a message
+	paused   bool       // not reading: the queue is full (listener: accepts paused)
+	shut     bool       // the write side is shut (linger)
+	moff     uint8      // WebSocket: offset into mask of the next payload byte
+	gather   bool       // WebSocket, len32: the streamed frame is gathered in in, to be served whole (a room message, or a text frame)
+	roomed   bool       // has been in a room: not recycled (see forget)
+	text     bool       // WebSocket: the message in progress is text, checked to be UTF-8 with u8
+	op       ws.OpCode  // WebSocket: the gathered text frame's opcode (text or continuation)
+	mask     [4]byte    // WebSocket: the streamed frame's mask
+	u8       utf8Stream // WebSocket: the text message's code point cut by the end of a frame or read
+	rem      int64      // WebSocket, len32: payload bytes of the streamed frame still to come
+	flen     int64      // WebSocket, len32: the streamed frame's payload length
+	last     int64      // loop clock, ns: the last read or write progress
+	deadline int64      // loop clock, ns: handshake or linger deadline; listener: end of accept pause
+	backoff  int64      // listener: the current accept pause, ns
+	in       []byte     // bytes carried to the next read: an incomplete frame or upgrade request, or a gathered frame's payload so far
+	ns       string     // WebSocket: the request path, the namespace of its rooms
+	rooms    []*room    // the rooms c is a member of; nil if none
+	out      []byte     // queued replies; out[off:] is unsent
 	off      int
 }
 
@@ -95,16 +98,28 @@ func (l *loop) readable(c *conn) {
 		// at most a header and a control frame); an incomplete upgrade
 		// request (up to 16 KiB) has new bytes appended to it instead.
 		t := 0
-		if (c.kind == kindWS || c.kind == kindTCP32) && !c.room {
+		if (c.kind == kindWS || c.kind == kindTCP32) && !c.gather {
 			t = len(c.in)
 		}
 		room := len(l.rbuf) - t
 		if c.kind != kindLinger {
-			room = min(room, l.s.cfg.MaxPending-c.pending()-outSlack)
+			// A text frame being gathered goes out whole when it ends:
+			// its bytes count as queued already.
+			held := 0
+			if c.gather && c.text {
+				held = len(c.in)
+			}
+			room = min(room, l.s.cfg.MaxPending-c.pending()-held-outSlack)
 			if room < minReadRoom {
-				c.paused = true
-				l.update(c)
-				return
+				if c.pending() > 0 || held == 0 {
+					c.paused = true
+					l.update(c)
+					return
+				}
+				// Nothing queued to wait for: a text frame longer than
+				// MaxPending (MaxFrame is larger) is read on, and its
+				// echo takes the queue over MaxPending.
+				room = min(len(l.rbuf)-t, minReadRoom)
 			}
 		}
 		n, err := poll.Read(int(c.fd), l.rbuf[t:t+room])
@@ -197,7 +212,7 @@ func (l *loop) input(c *conn, b []byte, from int) bool {
 		l.cur = nil
 		if c.kind == framed && k < len(b) {
 			l.keepIn(c, b[k:])
-		} else if !c.room {
+		} else if !c.gather {
 			l.dropIn(c)
 		}
 	} else {
@@ -230,7 +245,7 @@ func (l *loop) linger(c *conn) {
 	c.deadline = l.now + int64(closeLinger)
 	c.paused = false
 	c.rem = 0
-	c.room = false
+	c.gather = false
 	if c.rooms != nil {
 		l.leaveAll(c)
 	}

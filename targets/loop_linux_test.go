@@ -179,6 +179,8 @@ func TestFramesAcrossReads(t *testing.T) {
 	}
 	long := strings.Repeat("0123456789", 7000) // 70,000 bytes: a 64-bit length
 	mid := strings.Repeat("x", 300)            // a 16-bit length
+	multi := string(multibyteText(300))
+	longMulti := string(multibyteText(70000))
 	// A ping whose 100-byte payload is given with a 16-bit length field.
 	pingMask := [4]byte{9, 8, 7, 6}
 	longPing := append([]byte{0x89, 0x80 | 126, 0, 100}, pingMask[:]...)
@@ -261,6 +263,43 @@ func TestFramesAcrossReads(t *testing.T) {
 			wantErrs: 1,
 		},
 		{
+			name: "text cut inside code points",
+			in: [][]byte{
+				ft(false, ws.OpText, "h\xc3"),
+				ft(true, ws.OpContinuation, "\xa9"),
+				ft(true, ws.OpText, multi),
+				ft(true, ws.OpText, longMulti),
+			},
+			want: []frame{
+				{false, ws.OpText, "h\xc3"},
+				{true, ws.OpContinuation, "\xa9"},
+				{true, ws.OpText, multi},
+				{true, ws.OpText, longMulti},
+			},
+			wantMsgs: 4,
+		},
+		{
+			name: "text not utf-8",
+			in: [][]byte{
+				ft(true, ws.OpText, "fine"),
+				ft(true, ws.OpText, multi+"\xff"+multi),
+				ft(true, ws.OpText, "after the close: dropped"),
+			},
+			want:     []frame{{true, ws.OpText, "fine"}, closeCode(ws.StatusInvalidFramePayloadData)},
+			wantMsgs: 1,
+			wantErrs: 1,
+		},
+		{
+			name: "text message ends inside a code point",
+			in: [][]byte{
+				ft(false, ws.OpText, "ab\xe2"),
+				ft(true, ws.OpContinuation, "\x82"),
+			},
+			want:     []frame{{false, ws.OpText, "ab\xe2"}, closeCode(ws.StatusInvalidFramePayloadData)},
+			wantMsgs: 1,
+			wantErrs: 1,
+		},
+		{
 			name:     "close payload of 1 byte",
 			in:       [][]byte{ft(true, ws.OpClose, "x")},
 			want:     []frame{closeCode(ws.StatusProtocolError)},
@@ -311,32 +350,54 @@ func TestFramesAcrossReads(t *testing.T) {
 }
 
 // TestLargeFrameAcrossReads echoes a 1 MiB frame that arrives in reads of
-// uneven sizes; the server streams it without holding it whole.
+// uneven sizes. The server streams a binary frame without holding it whole;
+// a text frame it gathers, checking it as it comes, and echoes once it is
+// whole.
 func TestLargeFrameAcrossReads(t *testing.T) {
 	t.Parallel()
-	payload := make([]byte, DefaultMaxFrame)
-	for i := range payload {
-		payload[i] = byte(i % 251)
+	bin := make([]byte, DefaultMaxFrame)
+	for i := range bin {
+		bin[i] = byte(i % 251)
 	}
-	stream := append([]byte(upgradeRequest), clientFrame(t, masked(true, ws.OpBinary), payload)...)
-	stream = append(stream, clientFrame(t, masked(true, ws.OpText), []byte("next"))...)
-	for _, size := range []int{997, 4093, 65543} {
-		t.Run(strconv.Itoa(size), func(t *testing.T) {
-			t.Parallel()
-			tl := newTestLoop(t, Config{}, kindWSHandshake)
-			tl.feed(stream, size)
-			if len(tl.c.in) > 256 {
-				t.Errorf(
-					"carried %d bytes between reads, want at most a header and a control frame",
-					len(tl.c.in))
-			}
-			got := serverFrames(t, tl.output())
-			if len(got) != 2 || got[0].op != ws.OpBinary || got[0].payload != string(payload) || got[1] != (frame{true, ws.OpText, "next"}) {
-				t.Fatalf(
-					"got %s, want binary of %d bytes and text \"next\"",
-					summary(got), len(payload))
-			}
-		})
+	for _, tt := range []struct {
+		name    string
+		op      ws.OpCode
+		payload []byte
+	}{
+		{"binary", ws.OpBinary, bin},
+		{"text", ws.OpText, multibyteText(DefaultMaxFrame)},
+	} {
+		stream := append([]byte(upgradeRequest), clientFrame(t, masked(true, tt.op), tt.payload)...)
+		stream = append(stream, clientFrame(t, masked(true, ws.OpText), []byte("next"))...)
+		for _, size := range []int{997, 4093, 65543} {
+			t.Run(tt.name+"/"+strconv.Itoa(size), func(t *testing.T) {
+				t.Parallel()
+				tl := newTestLoop(t, Config{}, kindWSHandshake)
+				carried := 0
+				for b := stream; len(b) > 0; b = b[min(size, len(b)):] {
+					tl.feed(b[:min(size, len(b))], size)
+					if !tl.c.gather {
+						carried = max(carried, len(tl.c.in))
+					}
+				}
+				if carried > 256 {
+					t.Errorf(
+						"carried %d bytes between reads outside a gathered frame, want at most a header and a control frame",
+						carried)
+				}
+				if len(tl.c.in) != 0 {
+					t.Errorf(
+						"%d bytes still held after the last frame",
+						len(tl.c.in))
+				}
+				got := serverFrames(t, tl.output())
+				if len(got) != 2 || got[0].op != tt.op || got[0].payload != string(tt.payload) || got[1] != (frame{true, ws.OpText, "next"}) {
+					t.Fatalf(
+						"got %s, want %v of %d bytes and text \"next\"",
+						summary(got), tt.op, len(tt.payload))
+				}
+			})
+		}
 	}
 }
 

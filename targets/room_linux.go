@@ -413,7 +413,7 @@ func (l *loop) deliver(c *conn, b []byte) {
 	if c == l.cur {
 		queued += len(l.obuf)
 	}
-	if (c.rem > 0 && !c.room) || c.state.Is(ws.StateFragmented) || queued+len(b) > l.s.cfg.MaxPending {
+	if (c.rem > 0 && !c.gather) || c.state.Is(ws.StateFragmented) || queued+len(b) > l.s.cfg.MaxPending {
 		l.st[cDrops]++
 		return
 	}

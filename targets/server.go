@@ -9,7 +9,13 @@
 //     one unmasked frame with the same opcode and FIN bit; pings get pongs;
 //     a close frame gets a close reply. Protocol violations are answered with
 //     a close frame carrying 1002 (protocol error) or 1009 (message too big).
-//     Text payloads are echoed without checking that they are valid UTF-8.
+//     A text message must be valid UTF-8 (RFC 6455 section 8.1): its frames
+//     are checked as their bytes arrive, going on across fragments (a code
+//     point may be cut between frames, or between reads), and the frame that
+//     makes it invalid, or ends it inside a code point, is not echoed: the
+//     connection fails with close 1007 (invalid frame payload data), as it
+//     does for a close frame whose reason is not UTF-8. Earlier fragments of
+//     the message have been echoed by then. Binary frames are not checked.
 //   - TCP: bytes are echoed as they arrive, so any framing (len32, lines, raw)
 //     works.
 //   - UDP: each datagram is echoed back to its source address.
@@ -21,8 +27,10 @@
 // parses WebSocket frames in place, unmasks them there and appends every reply
 // from that read to one output buffer, written with one write; only a frame
 // header or control frame cut by the end of a read is copied aside for the
-// connection. Large data frames are echoed as their bytes arrive, never
-// buffered whole. The upgrade request is handed to gobwas/ws from the same
+// connection (and a text frame, below). Large binary frames are echoed as their bytes arrive, never
+// buffered whole. A text frame is echoed only once all of it has been
+// checked: from the read buffer if it lies there whole, else gathered
+// over the reads (up to Config.MaxFrame) and echoed when it ends. The upgrade request is handed to gobwas/ws from the same
 // buffer, and frames pipelined behind it are served from there too. Nothing
 // is allocated per message. Elsewhere a portable goroutine-per-connection
 // server with the same behaviour runs instead (it is also built on Linux with
@@ -33,8 +41,11 @@
 // A reply that the socket does not take at once is queued on its connection,
 // and the loop writes the queue when the socket is writable again. The queue
 // never holds more than Config.MaxPending bytes: the loop reads from a
-// connection only as much as its queue can still take, and stops reading from
-// it altogether when the queue is nearly full, until it has drained to half.
+// connection only as much as its queue can still take (a text frame being
+// gathered counting as queued already), and stops reading from it altogether
+// when the queue is nearly full, until it has drained to half. (Only a text
+// frame longer than MaxPending, which needs MaxFrame above it, takes the
+// queue past MaxPending: it is read on while nothing else is queued.)
 // TCP flow control then holds the peer's sends back, so a peer that sends
 // without reading slows itself down and costs the server at most MaxPending
 // bytes, while every other connection is served as usual. Nothing is dropped

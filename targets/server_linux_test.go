@@ -72,10 +72,29 @@ func TestSlowConsumerBounded(t *testing.T) {
 		}
 		return send, echo
 	}
+	// Text frames are gathered whole before their echo, so their bytes
+	// count against the bound while they arrive; frames larger than
+	// outSlack would take the queue over MaxPending otherwise.
+	const textFrameSize = 16 << 10
+	wsTextChunk := func(i int) ([]byte, []byte) {
+		const frameSize = textFrameSize
+		var send, echo []byte
+		for f := range chunkSize / frameSize {
+			p := []byte(fmt.Sprintf("%016x", i))
+			for j := len(p); j < frameSize; j++ {
+				p = append(p, byte('a'+(i+f+j)%26))
+			}
+			echo = append(echo, 0x81, 126, frameSize>>8, frameSize&0xff)
+			echo = append(echo, p...)
+			send = append(send, clientFrame(t, masked(true, ws.OpText), p)...)
+		}
+		return send, echo
+	}
 	tests := []struct {
 		name  string
 		dial  func(t *testing.T, s *Server) (net.Conn, io.Reader)
 		chunk codec
+		held  int // the most bytes gathered, not yet queued, when the queue is full
 	}{
 		{
 			name: "tcp",
@@ -92,6 +111,15 @@ func TestSlowConsumerBounded(t *testing.T) {
 				return c.Conn, c
 			},
 			chunk: wsChunk,
+		},
+		{
+			name: "websocket text",
+			dial: func(t *testing.T, s *Server) (net.Conn, io.Reader) {
+				c := dialWS(t, s)
+				return c.Conn, c
+			},
+			chunk: wsTextChunk,
+			held:  textFrameSize,
 		},
 	}
 	for _, tt := range tests {
@@ -115,7 +143,7 @@ func TestSlowConsumerBounded(t *testing.T) {
 			}()
 
 			l := s.loops[0]
-			full := int64(maxPending - outSlack - minReadRoom)
+			full := int64(maxPending - outSlack - minReadRoom - tt.held)
 			waitFor(t, "the slow peer's queue to fill", func() bool { return l.pub.peakQueued.Load() >= full })
 			select {
 			case err := <-wrote:

@@ -437,6 +437,12 @@ func TestEchoAllocs(t *testing.T) {
 		tc := dial(t, "tcp", s.TCPAddr())
 		uc := dial(t, "udp", s.UDPAddr())
 		reply := make([]byte, 2+len(payload))
+		// Text, checked to be UTF-8: 64 bytes of multi-byte text, whole and
+		// as a fragmented message cut inside a code point.
+		text := []byte("h\u00e9llo \u20ac\U0001f600 " + strings.Repeat("\u65e5", 15) + "ab")
+		textFrame := ws.MustCompileFrame(ws.MaskFrame(ws.NewTextFrame(text)))
+		fragments := append(ws.MustCompileFrame(ws.MaskFrame(ws.NewFrame(ws.OpText, false, text[:2]))),
+			ws.MustCompileFrame(ws.MaskFrame(ws.NewFrame(ws.OpContinuation, true, text[2:])))...)
 
 		tests := []struct {
 			name string
@@ -449,6 +455,26 @@ func TestEchoAllocs(t *testing.T) {
 						return err
 					}
 					_, err := io.ReadFull(wc, reply)
+					return err
+				},
+			},
+			{
+				name: "websocket text",
+				fn: func() error {
+					if _, err := wc.Write(textFrame); err != nil {
+						return err
+					}
+					_, err := io.ReadFull(wc, reply[:2+len(text)])
+					return err
+				},
+			},
+			{
+				name: "websocket text in fragments",
+				fn: func() error {
+					if _, err := wc.Write(fragments); err != nil {
+						return err
+					}
+					_, err := io.ReadFull(wc, reply[:4+len(text)])
 					return err
 				},
 			},

@@ -25,7 +25,7 @@ func tcpKind(b0 byte) kind {
 // but an incomplete length, or a length whose payload's first byte has not
 // come yet, which the caller carries over to the next read. A frame whose
 // payload starts with a room op is a room request, served when it is whole
-// (from b if it lies there in full, else gathered in c.in: c.room); one
+// (from b if it lies there in full, else gathered in c.in: c.gather); one
 // longer than MaxFrame ends the connection. Every other frame is echoed as
 // its bytes arrive. A room request that ends c ends the parse.
 func (l *loop) len32Frames(c *conn, b []byte) int {
@@ -60,7 +60,7 @@ func (l *loop) len32Frames(c *conn, b []byte) int {
 				rest := b[p:]
 				in := append(l.pool.get(int(n)), rest...)
 				l.dropIn(c)
-				c.in, c.room = in, true
+				c.in, c.gather = in, true
 				c.rem, c.flen = n-int64(len(rest)), n
 				return len(b)
 			}

@@ -17,6 +17,9 @@ const (
 	maxHandshakeBytes = 16 << 10
 	// maxCloseReason is the longest close reason that fits a control frame, in bytes.
 	maxCloseReason = 123
+	// reasonNotUTF8 is the close reason sent with 1007 for a text message
+	// that is not valid UTF-8.
+	reasonNotUTF8 = "text message is not valid utf-8"
 )
 
 // errShortHeader means the buffer ends inside a frame header.

@@ -20,8 +20,12 @@ const (
 	wsInitialPayload = 4 << 10
 )
 
-// errHandshakeTooLarge ends a handshake whose request exceeds maxHandshakeBytes.
-var errHandshakeTooLarge = errors.New("targets: websocket handshake request too large")
+var (
+	// errHandshakeTooLarge ends a handshake whose request exceeds maxHandshakeBytes.
+	errHandshakeTooLarge = errors.New("targets: websocket handshake request too large")
+	// errNotUTF8 ends a text message that is not valid UTF-8.
+	errNotUTF8 = errors.New("targets: " + reasonNotUTF8)
+)
 
 // serveWS upgrades c to WebSocket within the handshake timeout, then echoes
 // frames until the peer closes, breaks the protocol or goes idle.
@@ -61,11 +65,14 @@ type wsConn struct {
 	// payload from buf[hdrRoom:], so a payload is read, unmasked and echoed in
 	// place with one Write. len(buf) == cap(buf).
 	buf   []byte
-	state ws.State // server side, plus StateFragmented inside a fragmented message
+	state ws.State   // server side, plus StateFragmented inside a fragmented message
+	text  bool       // the message in progress is text, checked to be UTF-8 with u8
+	u8    utf8Stream // the text message's code point cut by the end of a frame
 }
 
 // serve is the frame loop: read a header, check it, read and unmask the
-// payload in place, reply.
+// payload in place (checking a text message's to be UTF-8 as it arrives),
+// reply. Fragments are echoed frame by frame, as they come.
 func (w *wsConn) serve() {
 	maxFrame := int64(w.s.cfg.MaxFrame)
 	for {
@@ -88,13 +95,20 @@ func (w *wsConn) serve() {
 				return
 			}
 		}
+		if h.OpCode == ws.OpText || h.OpCode == ws.OpBinary {
+			w.text = h.OpCode == ws.OpText // a message starts
+		}
+		text := w.text && !h.OpCode.IsControl()
 		n := int(h.Length) // bounded by MaxFrame or the 125-byte control limit
-		p, err := w.readPayload(n)
-		if err != nil {
+		p, err := w.readPayload(n, h.Mask, text)
+		if err != nil && !errors.Is(err, errNotUTF8) {
 			w.readFailed(err)
 			return
 		}
-		ws.Cipher(p, h.Mask, 0)
+		if err != nil || (text && h.Fin && !w.u8.end()) {
+			w.fail(ws.StatusInvalidFramePayloadData, reasonNotUTF8)
+			return
+		}
 
 		switch h.OpCode {
 		case ws.OpText, ws.OpBinary, ws.OpContinuation:
@@ -168,33 +182,35 @@ func (w *wsConn) sendClose(code ws.StatusCode, reason string) {
 	_ = w.send(true, ws.OpClose, n)
 }
 
-// readPayload reads an n-byte payload into w.buf[hdrRoom:] and returns it. The
-// buffer grows only as bytes actually arrive, never on the declared length
-// alone, and keeps its size for later frames.
-func (w *wsConn) readPayload(n int) ([]byte, error) {
+// readPayload reads an n-byte payload into w.buf[hdrRoom:], unmasks it in
+// place with mask, and returns it. If text, it checks the bytes to be UTF-8
+// as they arrive, going on from the message's earlier frames, and returns
+// errNotUTF8 as soon as they cannot be. The buffer grows only as bytes
+// actually arrive, never on the declared length alone, and keeps its size
+// for later frames.
+func (w *wsConn) readPayload(n int, mask [4]byte, text bool) ([]byte, error) {
 	end := hdrRoom + n
-	buf := w.buf
-	if end <= len(buf) {
-		_, err := io.ReadFull(w.br, buf[hdrRoom:end])
-		return buf[hdrRoom:end], err
-	}
 	for off := hdrRoom; off < end; {
-		if off == len(buf) {
-			grown := make([]byte, min(end, 2*len(buf)))
-			copy(grown, buf[:off])
-			buf = grown
+		if off == len(w.buf) {
+			grown := make([]byte, min(end, 2*len(w.buf)))
+			copy(grown, w.buf[:off])
 			w.buf = grown
 		}
-		m, err := w.br.Read(buf[off:min(end, len(buf))])
+		m, err := w.br.Read(w.buf[off:min(end, len(w.buf))])
+		got := w.buf[off : off+m]
+		ws.Cipher(got, mask, off-hdrRoom)
+		if text && !w.u8.write(got) {
+			return nil, errNotUTF8
+		}
 		off += m
-		if err != nil {
+		if err != nil && off < end {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
 			return nil, err
 		}
 	}
-	return buf[hdrRoom:end], nil
+	return w.buf[hdrRoom:end], nil
 }
 
 // send writes one unmasked frame whose n-byte payload already sits at

@@ -57,9 +57,13 @@ func (l *loop) upgrade(c *conn, req []byte) bool {
 //
 // A binary message whose first payload byte is a room op is a room message
 // instead: it is served when it is whole, from b if it lies there in full,
-// else gathered in c.in over the reads (c.room). Its frame header is carried
+// else gathered in c.in over the reads (c.gather). Its frame header is carried
 // over until the first payload byte has arrived. A fragmented room message
 // is refused with close 1003.
+//
+// A text frame is echoed whole once its payload is checked to be UTF-8 (see
+// textFrame), so that a bad one can fail the connection with close 1007
+// before any of it has gone out.
 func (l *loop) frames(c *conn, b []byte) int {
 	p, ok := l.streamed(c, b)
 	if !ok {
@@ -100,6 +104,9 @@ func (l *loop) frames(c *conn, b []byte) int {
 			l.fail(c, ws.StatusMessageTooBig, "frame too big")
 			return len(b)
 		}
+		if h.OpCode != ws.OpContinuation {
+			c.text = h.OpCode == ws.OpText // a message starts
+		}
 		if h.OpCode == ws.OpBinary && h.Length > 0 {
 			if p+hn == len(b) {
 				return p // the first payload byte says what it is
@@ -125,7 +132,7 @@ func (l *loop) frames(c *conn, b []byte) int {
 				ws.Cipher(rest, h.Mask, 0)
 				in := append(l.pool.get(int(h.Length)), rest...)
 				l.dropIn(c) // b may lie in c.in (pipelined after the upgrade request)
-				c.in, c.room = in, true
+				c.in, c.gather = in, true
 				c.rem, c.flen, c.mask = h.Length-int64(len(rest)), h.Length, h.Mask
 				c.moff = uint8(len(rest) & 3)
 				return len(b)
@@ -135,6 +142,14 @@ func (l *loop) frames(c *conn, b []byte) int {
 			c.state = c.state.Clear(ws.StateFragmented)
 		} else {
 			c.state = c.state.Set(ws.StateFragmented)
+		}
+		if c.text {
+			p += hn
+			if !l.textFrame(c, h, b[p:]) {
+				return len(b)
+			}
+			p += int(min(int64(len(b)-p), h.Length))
+			continue
 		}
 		l.obuf = appendHeader(l.obuf, h.Fin, h.OpCode, int(h.Length))
 		c.rem, c.flen, c.mask, c.moff = h.Length, h.Length, h.Mask, 0
@@ -157,8 +172,8 @@ func (l *loop) streamed(c *conn, b []byte) (int, bool) {
 	framed := c.kind
 	p := int(min(int64(len(b)), c.rem))
 	switch {
-	case c.room:
-		l.gatherRoom(c, b[:p])
+	case c.gather:
+		l.gather(c, b[:p])
 	case framed == kindWS:
 		l.echoPayload(c, b[:p])
 	default:
@@ -181,20 +196,76 @@ func (l *loop) echoPayload(c *conn, b []byte) {
 	}
 }
 
-// gatherRoom adds the next part of a room message's payload to c.in,
-// unmasked if c is a WebSocket; once the payload is whole it serves it.
-func (l *loop) gatherRoom(c *conn, b []byte) {
+// textFrame serves a frame of a text message, header h, whose payload
+// starts at b[0]: the payload is unmasked and checked to be UTF-8, going on
+// from the message's earlier frames, and echoed whole, from b if it lies there
+// in full, else gathered in c.in over the reads (c.gather) and echoed when it
+// ends. Gathered, it is checked as its bytes arrive, so a bad one fails as
+// soon as its bytes so far cannot start valid UTF-8. It reports false if c
+// failed with close 1007.
+func (l *loop) textFrame(c *conn, h ws.Header, b []byte) bool {
+	if n := int(h.Length); n <= len(b) {
+		payload := b[:n]
+		ws.Cipher(payload, h.Mask, 0)
+		if !c.u8.check(payload, h.Fin) {
+			l.fail(c, ws.StatusInvalidFramePayloadData, reasonNotUTF8)
+			return false
+		}
+		l.echoText(c, h.Fin, h.OpCode, payload)
+		return true
+	}
+	ws.Cipher(b, h.Mask, 0)
+	if !c.u8.write(b) {
+		l.fail(c, ws.StatusInvalidFramePayloadData, reasonNotUTF8)
+		return false
+	}
+	in := append(l.pool.get(len(b)), b...)
+	l.dropIn(c) // b may lie in c.in (pipelined after the upgrade request)
+	c.in, c.gather, c.op = in, true, h.OpCode
+	c.rem, c.flen, c.mask = h.Length-int64(len(b)), h.Length, h.Mask
+	c.moff = uint8(len(b) & 3)
+	return true
+}
+
+// echoText appends the echo of a checked text frame to the output.
+func (l *loop) echoText(c *conn, fin bool, op ws.OpCode, payload []byte) {
+	l.obuf = appendHeader(l.obuf, fin, op, len(payload))
+	l.obuf = append(l.obuf, payload...)
+	l.st[cMessages]++
+	l.st[cBytesIn] += int64(len(payload))
+	l.st[cBytesOut] += int64(len(payload))
+}
+
+// gather adds the next part of a gathered frame's payload to c.in,
+// unmasked if c is a WebSocket, and checked if it is text; once the payload
+// is whole it serves it: a text frame is echoed, a room message served.
+func (l *loop) gather(c *conn, b []byte) {
 	framed := c.kind
 	if framed == kindWS {
 		ws.Cipher(b, c.mask, int(c.moff))
 		c.moff = uint8((int(c.moff) + len(b)) & 3)
+		if c.text && !c.u8.write(b) {
+			l.fail(c, ws.StatusInvalidFramePayloadData, reasonNotUTF8)
+			return
+		}
 	}
+	c.in = l.pool.grow(c.in, len(b))
 	c.in = append(c.in, b...)
 	c.rem -= int64(len(b))
 	if c.rem > 0 {
 		return
 	}
-	c.room = false
+	c.gather = false
+	if framed == kindWS && c.text {
+		fin := !c.state.Is(ws.StateFragmented)
+		if fin && !c.u8.end() {
+			l.fail(c, ws.StatusInvalidFramePayloadData, reasonNotUTF8)
+			return
+		}
+		l.echoText(c, fin, c.op, c.in)
+		l.dropIn(c)
+		return
+	}
 	l.st[cBytesIn] += c.flen
 	if framed == kindTCP32 {
 		l.st[cBytesIn] += 4

@@ -3,7 +3,9 @@ package targets
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -531,6 +533,7 @@ func TestWSPeerClosesMidFrame(t *testing.T) {
 	payload := bytes.Repeat([]byte("x"), 1000)
 	dataFrame := clientFrame(t, masked(true, ws.OpBinary), payload)
 	ping := clientFrame(t, masked(true, ws.OpPing), []byte("ping payload"))
+	textFrame := clientFrame(t, masked(true, ws.OpText), bytes.Repeat([]byte("\u00e9"), 500))
 	tests := []struct {
 		name      string
 		handshake bool   // upgrade first
@@ -550,6 +553,13 @@ func TestWSPeerClosesMidFrame(t *testing.T) {
 			name:      "inside a payload",
 			handshake: true,
 			send:      dataFrame[:500],
+			wantIO:    1,
+		},
+		{
+			// Not a UTF-8 error: the text is cut by the close, not bad.
+			name:      "inside a text payload, inside a code point",
+			handshake: true,
+			send:      textFrame[:8+301], // a 1000-byte payload's header is 8 bytes
 			wantIO:    1,
 		},
 		{
@@ -626,4 +636,172 @@ func TestWSPeerClosesMidFrame(t *testing.T) {
 			echoWS(t, good, payload)
 		})
 	}
+}
+
+// TestWSTextUTF8: text messages must be valid UTF-8 (RFC 6455 section 8.1).
+// Valid text is echoed frame by frame, whole or fragmented, wherever the
+// fragments cut a code point; a frame that makes the message invalid, or
+// ends it inside a code point, is not echoed: the connection fails with
+// close 1007 and a protocol error is counted. Binary data is not checked.
+func TestWSTextUTF8(t *testing.T) {
+	t.Parallel()
+	type frame struct {
+		fin     bool
+		op      ws.OpCode
+		payload string
+	}
+	text := func(p string) frame { return frame{true, ws.OpText, p} }
+	first := func(op ws.OpCode, p string) frame { return frame{false, op, p} }
+	more := func(p string) frame { return frame{false, ws.OpContinuation, p} }
+	last := func(p string) frame { return frame{true, ws.OpContinuation, p} }
+	ping := frame{true, ws.OpPing, "p"}
+	pong := frame{true, ws.OpPong, "p"}
+	multibyte := string(multibyteText(3000))
+	tests := []struct {
+		name    string
+		send    []frame
+		partial []byte // then these bytes, the start of a frame
+		want    []frame
+		close   ws.StatusCode // 0: the connection stays open
+	}{
+		{
+			name: "multi-byte text",
+			send: []frame{text("h\u00e9llo \u20ac \U0001f600 \U0010ffff"), text(""), text(multibyte)},
+			want: []frame{text("h\u00e9llo \u20ac \U0001f600 \U0010ffff"), text(""), text(multibyte)},
+		},
+		{
+			name: "fragments cut inside code points",
+			send: []frame{first(ws.OpText, "h\xc3"), more("\xa9 \xe2"), more(""), more("\x82"), last("\xac \xf0\x9f\x98\x80"), text("\u00e9")},
+			want: []frame{first(ws.OpText, "h\xc3"), more("\xa9 \xe2"), more(""), more("\x82"), last("\xac \xf0\x9f\x98\x80"), text("\u00e9")},
+		},
+		{
+			name: "ping inside a cut code point",
+			send: []frame{first(ws.OpText, "\xe2\x82"), ping, last("\xac")},
+			want: []frame{first(ws.OpText, "\xe2\x82"), pong, last("\xac")},
+		},
+		{
+			name: "binary is not checked",
+			send: []frame{{true, ws.OpBinary, "\xff\xc0\xaf\xed\xa0\x80"}, first(ws.OpBinary, "\xe2"), last("\x82")},
+			want: []frame{{true, ws.OpBinary, "\xff\xc0\xaf\xed\xa0\x80"}, first(ws.OpBinary, "\xe2"), last("\x82")},
+		},
+		{
+			name:  "0xff",
+			send:  []frame{text("ok"), text("a\xffb")},
+			want:  []frame{text("ok")},
+			close: ws.StatusInvalidFramePayloadData,
+		},
+		{
+			name:  "overlong encoding",
+			send:  []frame{text("\xc0\xaf")},
+			close: ws.StatusInvalidFramePayloadData,
+		},
+		{
+			name:  "surrogate",
+			send:  []frame{text("\xed\xa0\x80")},
+			close: ws.StatusInvalidFramePayloadData,
+		},
+		{
+			name:  "above U+10FFFF",
+			send:  []frame{text("\xf4\x90\x80\x80")},
+			close: ws.StatusInvalidFramePayloadData,
+		},
+		{
+			name:  "truncated at FIN",
+			send:  []frame{text("ab\xe2\x82")},
+			close: ws.StatusInvalidFramePayloadData,
+		},
+		{
+			name:  "truncated at the FIN of a fragmented message",
+			send:  []frame{first(ws.OpText, "ab\xe2"), last("\x82")},
+			want:  []frame{first(ws.OpText, "ab\xe2")},
+			close: ws.StatusInvalidFramePayloadData,
+		},
+		{
+			name:  "surrogate completed in a continuation",
+			send:  []frame{first(ws.OpText, "\xed"), last("\xa0\x80")},
+			want:  []frame{first(ws.OpText, "\xed")},
+			close: ws.StatusInvalidFramePayloadData,
+		},
+		{
+			name:  "invalid after a large valid part",
+			send:  []frame{text(multibyte + "\xff")},
+			close: ws.StatusInvalidFramePayloadData,
+		},
+		{
+			// The frame claims 1,000 bytes; its first is enough.
+			name:    "failed before the frame ends",
+			partial: clientFrame(t, ws.Header{Fin: true, OpCode: ws.OpText, Masked: true, Mask: ws.NewMask(), Length: 1000}, []byte("\xff")),
+			close:   ws.StatusInvalidFramePayloadData,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := serve(t, Config{WS: "127.0.0.1:0"})
+			c := dialWS(t, s)
+			var out []byte
+			for _, f := range tt.send {
+				out = append(out, clientFrame(t, masked(f.fin, f.op), []byte(f.payload))...)
+			}
+			out = append(out, tt.partial...)
+			if tt.close == 0 {
+				out = append(out, clientFrame(t, masked(true, ws.OpClose), ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))...)
+			}
+			if _, err := c.Write(out); err != nil {
+				t.Fatal(err)
+			}
+			for i, w := range tt.want {
+				h, p := readFrame(t, c)
+				if got := (frame{h.Fin, h.OpCode, string(p)}); got != w {
+					t.Fatalf(
+						"frame %d: got fin %v op %v %s, want fin %v op %v %s",
+						i, got.fin, got.op, quoteShort(got.payload), w.fin, w.op, quoteShort(w.payload))
+				}
+			}
+			// Nothing else comes before the close frame.
+			wantClose := cmp.Or(tt.close, ws.StatusNormalClosure)
+			h, p := readFrame(t, c)
+			if h.OpCode != ws.OpClose || len(p) < 2 {
+				t.Fatalf(
+					"got op %v %s, want close %d",
+					h.OpCode, quoteShort(string(p)), wantClose)
+			}
+			if got := ws.StatusCode(binary.BigEndian.Uint16(p)); got != wantClose {
+				t.Fatalf(
+					"close code %d (%q), want %d",
+					got, p[2:], wantClose)
+			}
+			expectEOF(t, c)
+			var wantErrs int64
+			if tt.close != 0 {
+				wantErrs = 1
+			}
+			st := s.Stats()
+			if st.ProtocolErrors != wantErrs {
+				t.Errorf(
+					"ProtocolErrors = %d, want %d",
+					st.ProtocolErrors, wantErrs)
+			}
+			var wantMsgs int64
+			for _, w := range tt.want {
+				if w.op.IsData() || w.op == ws.OpContinuation {
+					wantMsgs++
+				}
+			}
+			if st.MessagesEchoed != wantMsgs {
+				t.Errorf(
+					"MessagesEchoed = %d, want %d",
+					st.MessagesEchoed, wantMsgs)
+			}
+		})
+	}
+}
+
+// quoteShort quotes p, or its first 40 bytes and its length if longer, for
+// failure messages.
+func quoteShort(p string) string {
+	if len(p) > 40 {
+		return fmt.Sprintf("%+q... (%d bytes)", p[:40], len(p))
+	}
+	return fmt.Sprintf("%+q", p)
 }
