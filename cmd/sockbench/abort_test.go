@@ -15,6 +15,17 @@ func startSlowServer(t *testing.T, delay time.Duration) string {
 	return serveDrop(t, &dropServer{mode: func(uint32) closeMode { return keepOpen }, delay: delay})
 }
 
+// slowScenario is echo-tcp without its gates; the flags give its shape.
+const slowScenario = `name: slow
+transport: tcp
+framing: len32
+phases:
+  - name: steady
+    duration: 1s
+    conns: 1
+    rate: 10
+`
+
 // TestRunAbortOnFail: against a server that takes 3 ms per reply, a
 // threshold that cannot pass stops the run early with --abort-on-fail (exit
 // 1, a written partial result saying why); without the flag the run goes to
@@ -36,7 +47,10 @@ func TestRunAbortOnFail(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			out := filepath.Join(t.TempDir(), "r.json")
-			args := []string{"run", "echo-tcp", "--target", startSlowServer(t, 3*time.Millisecond), "--out", out,
+			// A scenario of the test's own: the built-in echo-tcp's gates
+			// (p99 < 100ms first) could stop a run on a loaded machine
+			// before the threshold under test.
+			args := []string{"run", writeFile(t, "slow.yaml", slowScenario), "--target", startSlowServer(t, 3*time.Millisecond), "--out", out,
 				"--conns", "5", "--rate", "200", "--duration", window.String(), "--warmup", "200ms", "--timeout", "300ms", "--quiet"}
 			code, stdout, stderr := runCLI(t, append(args, tc.flags...)...)
 			if code != exitGate {

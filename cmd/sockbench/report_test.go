@@ -20,9 +20,10 @@ func TestReportCLI(t *testing.T) {
 	res, page := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.html")
 	code, _, stderr := runCLI(t, "run", "echo", "--conns", "5", "--rate", "200", "--duration", "1s", "--warmup", "200ms",
 		"--timeout", "300ms", "--progress", "tty", "--out", res, "--html", page)
-	if code != exitOK {
+	if code != exitOK && code != exitGate {
 		t.Fatalf("run exit %d; stderr:\n%s", code, stderr)
 	}
+	checkGate(t, code, stderr, readResult(t, res))
 	// The status line is rewritten in place, and ended before the next message.
 	if !strings.Contains(stderr, "\r") || !strings.Contains(stderr, "\x1b[K\nsockbench: result written to "+res+"\n") {
 		t.Errorf("no terminal status line ended before the result line:\n%q", stderr)

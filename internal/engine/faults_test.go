@@ -121,6 +121,8 @@ type faultRun struct {
 	c  result.Counters
 	h  map[string]*result.Histogram
 	tl engine.Timeline
+	// clk is the run's clock, which tl and the measurement headers read.
+	clk engine.Clock
 	// returned is when Drive returned, ns on the run clock.
 	returned int64
 	bc       *result.Broadcast // a broadcast plan's accounting
@@ -173,7 +175,7 @@ func driveFault(t *testing.T, eng string, p *plan.Plan, onStart func(start time.
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := faultRun{c: c, h: h, tl: tl, returned: returned, rejected: set.Rejected()}
+	run := faultRun{c: c, h: h, tl: tl, clk: clk, returned: returned, rejected: set.Rejected()}
 	if tr != nil {
 		if run.bc, err = tr.Finish(); err != nil {
 			t.Fatal(err)

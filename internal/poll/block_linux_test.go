@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,6 +95,25 @@ func TestRecvWaitTimeout(t *testing.T) {
 	}
 }
 
+// waitBlockedIn waits until a thread of this process is blocked in system
+// call nr on fd, as /proc/self/task/*/syscall shows it.
+func waitBlockedIn(t *testing.T, nr uintptr, fd int) {
+	t.Helper()
+	want := fmt.Sprintf("%d 0x%x ", nr, fd)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		tasks, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, task := range tasks {
+			if b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/syscall"); err == nil && strings.HasPrefix(string(b), want) {
+				return
+			}
+		}
+	}
+	t.Fatalf("no thread blocked in system call %d on fd %d after 5s", nr, fd)
+}
+
 func TestUnblockWakesRecvWait(t *testing.T) {
 	t.Parallel()
 	fd, _ := blockingUDP(t, 0) // no timeout: only Unblock can wake it
@@ -101,7 +122,7 @@ func TestUnblockWakesRecvWait(t *testing.T) {
 		_, err := NewDatagrams(4, 2048).RecvWait(fd)
 		done <- err
 	}()
-	time.Sleep(50 * time.Millisecond) // let it block
+	waitBlockedIn(t, unix.SYS_RECVMMSG, fd)
 	if err := Unblock(fd); err != nil {
 		t.Fatal(err)
 	}

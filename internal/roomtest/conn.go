@@ -50,6 +50,8 @@ type frame struct {
 	op      ws.OpCode // WebSocket opcode; zero means binary
 	deliver bool      // a D: counted in Stats.Deliveries when written
 	due     time.Time // late frames: when it may be written
+	// With Config.RecordHolds, a D's hold, all but its Write; shared.
+	hold *Hold
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -128,7 +130,7 @@ func (c *conn) writeLoop() {
 		c.mu.Unlock()
 
 		if len(batch) > 0 {
-			if err := c.write(bw, batch); err != nil {
+			if err := c.write(bw, batch, time.Now()); err != nil {
 				c.stop() // the reader ends when the connection closes
 				return
 			}
@@ -149,8 +151,8 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// write frames and writes batch.
-func (c *conn) write(bw *bufio.Writer, batch []frame) error {
+// write frames and writes batch, whose write begins at start.
+func (c *conn) write(bw *bufio.Writer, batch []frame, start time.Time) error {
 	var hdr [4]byte
 	for _, f := range batch {
 		if c.s.ws {
@@ -170,6 +172,9 @@ func (c *conn) write(bw *bufio.Writer, batch []frame) error {
 		}
 		if f.deliver {
 			c.s.st.deliveries.Add(1)
+			if f.hold != nil {
+				c.s.recordHold(*f.hold, start)
+			}
 		}
 	}
 	return bw.Flush()
@@ -257,6 +262,7 @@ func (c *conn) serveWS(br *bufio.Reader) {
 		if _, err := io.ReadFull(br, p); err != nil {
 			return
 		}
+		at := time.Now()
 		if h.Masked {
 			ws.Cipher(p, h.Mask, 0)
 		}
@@ -270,7 +276,7 @@ func (c *conn) serveWS(br *bufio.Reader) {
 				c.send(nil, frame{b: p, op: h.OpCode})
 				continue
 			}
-			if err := c.s.request(c, p); err != nil {
+			if err := c.s.request(c, p, at); err != nil {
 				c.closeWS(ws.StatusInvalidFramePayloadData, err.Error())
 				return
 			}
@@ -312,11 +318,12 @@ func (c *conn) serveTCP(br *bufio.Reader) {
 		if _, err := io.ReadFull(br, p); err != nil {
 			return
 		}
+		at := time.Now()
 		if !isRequest(p) {
 			c.send(nil, frame{b: p})
 			continue
 		}
-		if err := c.s.request(c, p); err != nil {
+		if err := c.s.request(c, p, at); err != nil {
 			return
 		}
 	}

@@ -40,6 +40,25 @@ type Config struct {
 	// the ns field.
 	Transport string
 	Faults    Faults
+	// RecordHolds keeps, for every delivery written, when the server read
+	// its publish and began to write it (see Hold and Server.Holds).
+	RecordHolds bool
+}
+
+// Hold is one delivery as the server measured it: when it had read the
+// publish and when it began to write the delivery, so how long it really
+// held it, its own scheduling delay included. The client cannot receive
+// the delivery before its write began, so the latency a client measures
+// from the publish's intended send time is at least Write minus that time.
+type Hold struct {
+	Room string // the room's name
+	// Intended is the intended send time in the measurement header at the
+	// start of the publish's payload (wire.Header: ns on the publisher's
+	// run clock); -1 if the payload has none.
+	Intended int64
+	// Read is when the server had read the publish, Write when it began the
+	// write of a batch holding this delivery.
+	Read, Write time.Time
 }
 
 // Faults are the ways the server misbehaves on purpose. The zero value is a
@@ -140,6 +159,7 @@ type counters struct {
 type Server struct {
 	ws      bool
 	faults  Faults
+	record  bool // Config.RecordHolds
 	ln      net.Listener
 	st      counters
 	joiners atomic.Int64 // member numbers given so far
@@ -150,6 +170,9 @@ type Server struct {
 	all    map[*conn]struct{} // every accepted connection, to close them on Close
 	open   []*conn            // open connections, in connection number order
 	closed bool
+
+	holdMu sync.Mutex
+	holds  []Hold
 }
 
 // roomKey names a room: namespace and room name.
@@ -168,7 +191,7 @@ type room struct {
 // Start starts a server listening on 127.0.0.1:0; it stops in t.Cleanup.
 func Start(t testing.TB, cfg Config) *Server {
 	t.Helper()
-	s := &Server{faults: cfg.Faults, rooms: map[roomKey]*room{}, all: map[*conn]struct{}{}}
+	s := &Server{faults: cfg.Faults, record: cfg.RecordHolds, rooms: map[roomKey]*room{}, all: map[*conn]struct{}{}}
 	switch cfg.Transport {
 	case "", "ws":
 		s.ws = true
@@ -210,6 +233,15 @@ func (s *Server) Stats() Stats {
 		Joins:      s.st.joins.Load(),
 		Leaves:     s.st.leaves.Load(),
 	}
+}
+
+// Holds returns every delivery written so far with when the server read its
+// publish and began to write it, in the order they were written; nil
+// unless Config.RecordHolds.
+func (s *Server) Holds() []Hold {
+	s.holdMu.Lock()
+	defer s.holdMu.Unlock()
+	return slices.Clone(s.holds)
 }
 
 // Close stops the listener, closes every connection (queued frames are not
@@ -299,8 +331,9 @@ func (s *Server) room(ns, name string, create bool) *room {
 	return r
 }
 
-// request serves one room request p (first byte J, L, P or E) from c.
-func (s *Server) request(c *conn, p []byte) error {
+// request serves one room request p (first byte J, L, P or E) from c, read
+// at time at.
+func (s *Server) request(c *conn, p []byte, at time.Time) error {
 	var m wire.RoomMsg
 	if err := wire.ParseRoom(p, &m); err != nil {
 		return err
@@ -315,7 +348,7 @@ func (s *Server) request(c *conn, p []byte) error {
 	case wire.RoomLeave:
 		s.leave(c, ns, string(m.Room))
 	case wire.RoomPublish:
-		s.publish(c, &m, s.room(ns, string(m.Room), false))
+		s.publish(c, &m, s.room(ns, string(m.Room), false), at)
 	case wire.RoomEcho:
 		c.send(nil, frame{b: p})
 	}
@@ -363,11 +396,11 @@ func reply(op wire.RoomOp, name string, seq uint64) []byte {
 	return b
 }
 
-// publish fans m, a publish from pub, out to r's members, with the faults
-// applied. The D message is encoded once; the number is taken and the
-// deliveries are queued under r's lock, so every connection's queue holds a
-// room's deliveries in rseq order.
-func (s *Server) publish(pub *conn, m *wire.RoomMsg, r *room) {
+// publish fans m, a publish from pub read at time at, out to r's members,
+// with the faults applied. The D message is encoded once; the number is
+// taken and the deliveries are queued under r's lock, so every
+// connection's queue holds a room's deliveries in rseq order.
+func (s *Server) publish(pub *conn, m *wire.RoomMsg, r *room, at time.Time) {
 	if r == nil {
 		return // never joined: no members, no number
 	}
@@ -386,6 +419,13 @@ func (s *Server) publish(pub *conn, m *wire.RoomMsg, r *room) {
 	dropSeq := every(f.DropEvery, rseq)
 	dup := every(f.DuplicateEvery, rseq)
 	deliver := frame{b: d, deliver: true}
+	if s.record {
+		deliver.hold = &Hold{Room: r.name, Intended: -1, Read: at}
+		var mh wire.Header
+		if mh.Decode(m.Payload) == nil {
+			deliver.hold.Intended = mh.Intended
+		}
+	}
 	for c := range r.members {
 		if c == pub && m.Flags&wire.PublishToSelf == 0 {
 			continue
@@ -406,6 +446,15 @@ func (s *Server) publish(pub *conn, m *wire.RoomMsg, r *room) {
 			s.st.extras.Add(1)
 		}
 	}
+}
+
+// recordHold keeps a delivery whose publish is held by h (Write not set)
+// and whose write began at start.
+func (s *Server) recordHold(h Hold, start time.Time) {
+	h.Write = start
+	s.holdMu.Lock()
+	s.holds = append(s.holds, h)
+	s.holdMu.Unlock()
 }
 
 // every reports whether rseq is the last of a run of n (n > 0).
